@@ -1,0 +1,1 @@
+"""One module per shift category; importing a module registers its distribution builders."""

@@ -1,0 +1,41 @@
+"""Expected failures: they carry a message and a hint, and the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GeniesError(Exception):
+    """A failure the user can act on; `hint` says what to do next."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class UnknownNameError(GeniesError):
+    """A name (distribution, category, source, check...) that is not in the catalog."""
+
+
+def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """Closest valid names, so a typo gets a useful answer instead of a bare 'unknown'."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    if not close:
+        close = [c for c in choices if name.lower() in c.lower()][:n]
+    return close
+
+
+def check_name(name: str, choices: Iterable[str], kind: str) -> str:
+    """Return `name` if valid, else raise an error naming the closest valid ones."""
+    choices = list(choices)
+    if name in choices:
+        return name
+    close = suggest(name, choices)
+    hint = f"did you mean {', '.join(close)}?" if close else f"run `genies list` to see every {kind}"
+    raise UnknownNameError(f"unknown {kind} {name!r}", hint)
