@@ -160,6 +160,7 @@ class BuildContext:
     llm: Any = None
     sources_used: dict[str, SourceUse] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def wanted(self) -> int:
@@ -176,6 +177,10 @@ class BuildContext:
         loaded = load_source(name, mirror=self.mirror, cache_dir=self.cache_dir, offline=self.offline)
         self.sources_used[name] = SourceUse(name, loaded.revision, loaded.spec.license)
         return loaded.table
+
+    def note(self, text: str) -> None:
+        """Say something the build summary and dataset card should show (e.g. a part not built yet)."""
+        self.notes.append(text)
 
     def reject(self, reason: str, raw: Any = None) -> None:
         """Record why a candidate example was dropped, keeping its raw material."""
