@@ -93,6 +93,7 @@ def _table_fingerprint(*parts: str) -> str:
 
 
 def _save_dataset(table: pa.Table, path: Path, tag: str) -> None:
+    datasets.disable_progress_bars()
     ids = table.column("id").to_pylist() if "id" in table.column_names else [str(table.num_rows)]
     fingerprint = _table_fingerprint(tag, str(table.schema), *ids)
     datasets.Dataset(table, fingerprint=fingerprint).save_to_disk(str(path), num_shards=1)

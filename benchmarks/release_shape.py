@@ -1,0 +1,56 @@
+"""Generate a release-shaped GENIES input of full size (~64,000 examples, ~120 MB of JSON).
+
+Shared by the import and repair benchmarks. Without the release sample, examples are synthesised in the
+same layout; with it, the sample's real examples are replicated with their texts made unique.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+TOTAL_EXAMPLES = 64_000
+DISTRIBUTIONS = 66
+SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "genies-release-sample"
+
+
+def _synthetic_examples(name: str) -> list[dict]:
+    rng = random.Random(name)
+    words = "the of reward model answer question shift data train test preferred response prompt".split()
+    examples = []
+    for i in range(20):
+        instruction = " ".join(rng.choices(words, k=60))
+        responses = {" ".join(rng.choices(words, k=rng.randint(40, 120))) + f" {j}": float(j == 0) for j in range(4)}
+        examples.append({"instruction": instruction, "responses": responses,
+                         "prompt": f"### Instruction:\n{instruction}\n\n### Response:\n",
+                         "prompt_format": "### Instruction:\n{instruction}\n\n### Response:\n"})
+    return examples
+
+
+def _vary(example: dict, copy: int) -> dict:
+    tag = f" [{copy}]"
+    varied = {k: (v + tag if isinstance(v, str) and k != "prompt_format" else v) for k, v in example.items()}
+    varied["responses"] = {text + tag: score for text, score in example["responses"].items()}
+    return varied
+
+
+def generate(out: Path, total: int = TOTAL_EXAMPLES) -> Path:
+    """Write the release under `out` and return its root."""
+    sample_dists = SAMPLE / "distributions"
+    names = sorted(p.name for p in sample_dists.iterdir()) if sample_dists.is_dir() else [f"dist_{i:02d}" for i in range(DISTRIBUTIONS)]
+    per_dist = total // len(names)
+    for name in names:
+        folder = out / "distributions" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        base = {}
+        for split in ("train", "test"):
+            path = sample_dists / name / f"{split}.json"
+            base[split] = json.loads(path.read_text()) if path.exists() else _synthetic_examples(name)
+        if (sample_dists / name / "metadata.json").exists():
+            (folder / "metadata.json").write_text((sample_dists / name / "metadata.json").read_text())
+        sizes = {"train": int(per_dist * 0.7), "test": per_dist - int(per_dist * 0.7)}
+        for split, size in sizes.items():
+            rows = [_vary(base[split][i % len(base[split])], i) for i in range(size)]
+            (folder / f"{split}.json").write_text(json.dumps(rows, indent=4))
+    return out
