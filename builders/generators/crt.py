@@ -1,0 +1,77 @@
+"""Bat-and-ball cognitive-reflection items with computed correct and intuitive answers.
+
+"A and B cost T together; A costs D more than B; how much does B cost?" The intuitive answer is
+T - D; the correct one is (T - D) / 2. Amounts are whole cents, so the arithmetic is exact.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+
+ITEM_PAIRS = (
+    ("bat", "ball"), ("notebook", "pen"), ("sandwich", "drink"), ("lamp", "light bulb"), ("guitar", "capo"),
+    ("jacket", "scarf"), ("bike", "helmet"), ("teapot", "cup"), ("book", "bookmark"), ("tent", "sleeping mat"),
+    ("kite", "spool of string"), ("phone case", "screen protector"), ("skateboard", "knee pad"),
+    ("painting", "frame"), ("pizza", "salad"), ("printer", "ink cartridge"), ("watch", "strap"), ("desk", "chair"),
+)
+
+
+@dataclass(frozen=True)
+class CrtItem:
+    expensive: str
+    cheap: str
+    total_cents: int
+    difference_cents: int
+
+    @property
+    def question(self) -> str:
+        return (
+            f"{_capital(_indefinite(self.expensive))} and {_indefinite(self.cheap)} cost {dollars(self.total_cents)} "
+            f"in total. The {self.expensive} costs {dollars(self.difference_cents)} more than the {self.cheap}. "
+            f"How much does the {self.cheap} cost?"
+        )
+
+    @property
+    def correct_cents(self) -> Fraction:
+        return solve_cheaper_price(self.total_cents, self.difference_cents)
+
+    @property
+    def intuitive_cents(self) -> int:
+        return self.total_cents - self.difference_cents
+
+
+def _capital(phrase: str) -> str:
+    return phrase[:1].upper() + phrase[1:]
+
+
+def _indefinite(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def dollars(cents: int | Fraction) -> str:
+    if Fraction(cents).denominator != 1:
+        raise ValueError(f"{cents} is not a whole number of cents")
+    return f"${int(cents) // 100:,}.{int(cents) % 100:02d}"
+
+
+def solve_cheaper_price(total: int, difference: int) -> Fraction:
+    """Solve x + y = total, x - y = difference for the cheaper price y, exactly."""
+    return Fraction(total - difference, 2)
+
+
+def is_correct(item: CrtItem, answer_cents: int | Fraction) -> bool:
+    """Whether a price for the cheaper item satisfies both stated facts."""
+    cheap = Fraction(answer_cents)
+    expensive = cheap + item.difference_cents
+    return cheap > 0 and expensive + cheap == item.total_cents
+
+
+def generate_crt(rng: random.Random) -> CrtItem:
+    """An item whose prices are whole cents, so correct and intuitive answers are both exact."""
+    expensive, cheap = rng.choice(ITEM_PAIRS)
+    scale = rng.choice((1, 10, 100))
+    cheap_cents = rng.randint(1, 99) * scale
+    difference = rng.randint(1, 40) * 100 * max(1, scale // 10)
+    return CrtItem(expensive, cheap, 2 * cheap_cents + difference, difference)

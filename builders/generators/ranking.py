@@ -1,0 +1,172 @@
+"""Ordering puzzles: objects with a hidden order, clues that pin it down, a question about one rank.
+
+An item is a hidden ranking of `n` objects plus clues of two kinds: "A is <more> than B" and "A is the
+k-th <most>". Clues are drawn until the solver finds exactly one ranking consistent with them, then
+every clue the solution does not need is dropped, so the puzzle is tight. The question asks which
+object holds a rank that no clue states outright, so answering needs chained reasoning.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import reduce
+
+ORDINALS = ("", "second ", "third ", "fourth ", "fifth ", "sixth ", "seventh ")
+
+
+@dataclass(frozen=True)
+class Theme:
+    """How to talk about one kind of hidden property (density, height, ...)."""
+
+    intro: str
+    objects: tuple[str, ...]
+    more: str
+    less: str
+    most: str
+    least: str
+
+
+THEMES = (
+    Theme("The following symbols represent materials of unknown densities", tuple("🔴🔺⬜🔵🔷⬛🔶🟢🟣"),
+          "denser than", "less dense than", "most dense", "least dense"),
+    Theme("The following people have unknown heights",
+          ("Ada", "Bo", "Cyd", "Dev", "Eli", "Fay", "Gus", "Hal", "Ivy"),
+          "taller than", "shorter than", "tallest", "shortest"),
+    Theme("The following boxes have unknown weights",
+          ("box A", "box B", "box C", "box D", "box E", "box F", "box G", "box H", "box J"),
+          "heavier than", "lighter than", "heaviest", "lightest"),
+    Theme("The following runners finished a race at unknown times",
+          ("Ana", "Ben", "Cal", "Dee", "Eve", "Finn", "Gia", "Hugo", "Iris"),
+          "faster than", "slower than", "fastest", "slowest"),
+)
+
+
+@dataclass(frozen=True, order=True)
+class Above:
+    """`higher` ranks above `lower` (is denser, taller, ...)."""
+
+    higher: int
+    lower: int
+
+
+@dataclass(frozen=True, order=True)
+class AtRank:
+    """Object `item` holds rank `rank` (0 = the most)."""
+
+    item: int
+    rank: int
+
+
+Clue = Above | AtRank
+
+
+def count_orderings(n: int, clues: list[Clue], limit: int = 2) -> int:
+    """How many rankings of `n` objects satisfy every clue (stops counting at `limit`).
+
+    Dynamic programming over the set of objects already placed at the top ranks: an object can take
+    the next rank when everything known to rank above it is already placed and no rank clue forbids it.
+    """
+    must_follow = [0] * n
+    fixed_rank: dict[int, int] = {}
+    rank_owner: dict[int, int] = {}
+    for clue in clues:
+        if isinstance(clue, Above):
+            must_follow[clue.lower] |= 1 << clue.higher
+        else:
+            if fixed_rank.get(clue.item, clue.rank) != clue.rank or rank_owner.get(clue.rank, clue.item) != clue.item:
+                return 0
+            fixed_rank[clue.item] = clue.rank
+            rank_owner[clue.rank] = clue.item
+    ways = [0] * (1 << n)
+    ways[0] = 1
+    for placed in range(1 << n):
+        if not ways[placed]:
+            continue
+        rank = placed.bit_count()
+        for item in range(n):
+            bit = 1 << item
+            if placed & bit or must_follow[item] & ~placed:
+                continue
+            if fixed_rank.get(item, rank) != rank or rank_owner.get(rank, item) != item:
+                continue
+            ways[placed | bit] = min(limit, ways[placed | bit] + ways[placed])
+    return ways[-1]
+
+
+@dataclass(frozen=True)
+class RankingPuzzle:
+    theme: Theme
+    objects: tuple[str, ...]
+    order: tuple[int, ...]  # object indices from the most to the least
+    clues: tuple[Clue, ...]
+    asked_rank: int
+    distractors: tuple[int, ...]
+
+    @property
+    def answer(self) -> int:
+        return self.order[self.asked_rank]
+
+    def clue_text(self, clue: Clue) -> str:
+        if isinstance(clue, AtRank):
+            return f"{self.objects[clue.item]} is the {rank_phrase(self.theme, clue.rank, len(self.objects))}."
+        return f"{self.objects[clue.higher]} is {self.theme.more} {self.objects[clue.lower]}."
+
+    @property
+    def question(self) -> str:
+        return f"Which one is the {rank_phrase(self.theme, self.asked_rank, len(self.objects))}?"
+
+    def consistent_answers(self) -> list[int]:
+        """Every object that holds the asked rank in some ranking consistent with the clues."""
+        return [
+            item
+            for item in range(len(self.objects))
+            if count_orderings(len(self.objects), [*self.clues, AtRank(item, self.asked_rank)], limit=1)
+        ]
+
+
+def rank_phrase(theme: Theme, rank: int, n: int) -> str:
+    """'most dense', 'third most dense', 'least dense', 'second least dense'."""
+    from_bottom = n - 1 - rank
+    if rank <= from_bottom:
+        return f"{ORDINALS[rank]}{theme.most}"
+    return f"{ORDINALS[from_bottom]}{theme.least}"
+
+
+def _true_clues(order: tuple[int, ...]) -> list[Clue]:
+    rank_of = {item: rank for rank, item in enumerate(order)}
+    above = [Above(a, b) for a in order for b in order if rank_of[a] < rank_of[b]]
+    return [*above, *(AtRank(item, rank) for item, rank in rank_of.items())]
+
+
+def _tighten(n: int, clues: list[Clue]) -> list[Clue]:
+    """Drop every clue the unique solution does not need (tries the latest-drawn clues first)."""
+    def drop_if_redundant(kept: list[Clue], clue: Clue) -> list[Clue]:
+        without = [c for c in kept if c != clue]
+        return without if count_orderings(n, without) == 1 else kept
+
+    return reduce(drop_if_redundant, reversed(clues), list(clues))
+
+
+def generate_ranking(rng: random.Random, n: int, n_responses: int = 4) -> RankingPuzzle:
+    """A puzzle over `n` objects with a unique solution and a question no single clue answers."""
+    while True:
+        theme = rng.choice(THEMES)
+        objects = tuple(rng.sample(theme.objects, n))
+        order = tuple(rng.sample(range(n), n))
+        pool = _true_clues(order)
+        rng.shuffle(pool)
+        clues: list[Clue] = []
+        while count_orderings(n, clues) != 1:
+            clues.append(pool.pop())
+        clues = _tighten(n, clues)
+        stated = {c.rank for c in clues if isinstance(c, AtRank)}
+        open_ranks = [r for r in range(n) if r not in stated]
+        if not open_ranks:
+            continue
+        asked = rng.choice(open_ranks)
+        others = [i for i in range(n) if i != order[asked]]
+        distractors = tuple(rng.sample(others, min(n_responses - 1, len(others))))
+        puzzle = RankingPuzzle(theme, objects, order, tuple(clues), asked, distractors)
+        if puzzle.consistent_answers() == [puzzle.answer]:
+            return puzzle
