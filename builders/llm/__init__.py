@@ -1,0 +1,26 @@
+"""The LLM generation engine: one cached, rate-limited, resumable OpenAI-compatible client.
+
+Builders receive it as `ctx.llm` (None when no LLM is configured) and call `await ctx.llm.chat(...)` or
+`ctx.llm.run_batch([...])`. See docs/llm-engine.md.
+"""
+
+from builders.llm.cache import RequestCache, request_key
+from builders.llm.config import LLMConfig, resolve_config
+from builders.llm.engine import NO_LLM_HINT, ChatRequest, ChatResult, Engine, engine_from_env
+from builders.llm.structured import JsonObject, JsonSchema, Parser, Text
+
+__all__ = [
+    "NO_LLM_HINT",
+    "ChatRequest",
+    "ChatResult",
+    "Engine",
+    "JsonObject",
+    "JsonSchema",
+    "LLMConfig",
+    "Parser",
+    "RequestCache",
+    "Text",
+    "engine_from_env",
+    "request_key",
+    "resolve_config",
+]

@@ -1,0 +1,215 @@
+"""One OpenAI-compatible chat client: classify every failure, retry only the retryable ones.
+
+The `openai` client's own retries are off (max_retries=0) so tenacity is the only retry layer: retries
+never multiply. A 429 waits as long as its Retry-After says; other retryable failures (408, 409, 425,
+5xx, timeouts, connection errors, bodies that are not a chat completion, empty answers) back off
+exponentially with jitter, for a bounded number of attempts. The body is parsed here rather than by the
+SDK, so garbage from a server surfaces as a retryable failure instead of an empty string.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from functools import cache
+from typing import Any
+
+import openai
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from builders.errors import GeniesError
+from builders.llm.limiter import Limiter
+
+CACHEABLE_STATUSES = frozenset({400, 404, 413, 422})
+FATAL_STATUSES = frozenset({401, 403})
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+class RetryableError(Exception):
+    """A failure worth trying again; `retry_after` is the server's requested wait in seconds, if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RequestError(Exception):
+    """The server refused this request; `cacheable` when the same request would always be refused."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+        self.cacheable = status in CACHEABLE_STATUSES
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A usable chat completion: non-empty text plus what the server reported about it."""
+
+    text: str
+    finish_reason: str | None
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"text": self.text, "finish_reason": self.finish_reason, "model": self.model,
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+
+    @classmethod
+    def from_cache(cls, body: Mapping[str, Any]) -> "Answer":
+        return cls(body["text"], body.get("finish_reason"), body.get("model"),
+                   int(body.get("prompt_tokens") or 0), int(body.get("completion_tokens") or 0))
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    if value := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_completion(text: str) -> Answer:
+    """The first choice of a chat completion body, or RetryableError saying what is wrong with it."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise RetryableError(f"malformed response body: {text[:80]!r}") from None
+    try:
+        choice = body["choices"][0]
+        content = choice["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise RetryableError(f"response is not a chat completion: {text[:80]!r}") from None
+    if not isinstance(content, str) or not content.strip():
+        raise RetryableError(f"empty answer (finish_reason={choice.get('finish_reason')!r})")
+    usage = body.get("usage") or {}
+    return Answer(content, choice.get("finish_reason"), body.get("model"),
+                  int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+@cache
+def _sdk_parameters() -> frozenset[str]:
+    """Parameters `chat.completions.create` takes by name; others (top_k, min_p...) go in `extra_body`."""
+    from openai.resources.chat.completions import AsyncCompletions
+
+    return frozenset(inspect.signature(AsyncCompletions.create).parameters) - {"self"}
+
+
+def split_sdk_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    known = _sdk_parameters()
+    return ({k: v for k, v in params.items() if k in known}, {k: v for k, v in params.items() if k not in known})
+
+
+class ChatClient:
+    """Async chat completions against any OpenAI-compatible base URL, one attempt per `complete` call."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float) -> None:
+        self.base_url = base_url
+        self._openai = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0,
+        )
+
+    async def complete(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Answer:
+        sdk_params, extra_body = split_sdk_params(payload)
+        try:
+            raw = await self._openai.chat.completions.with_raw_response.create(
+                **sdk_params, extra_body=extra_body or None, extra_headers=dict(headers),
+            )
+        except openai.APIStatusError as exc:
+            raise classify_status(exc.status_code, exc.response.headers, _error_message(exc)) from exc
+        except openai.APIConnectionError as exc:
+            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection error"
+            raise RetryableError(f"{kind}: {exc}") from exc
+        return parse_completion(raw.text)
+
+    async def close(self) -> None:
+        await self._openai.close()
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    try:
+        return exc.response.text[:500]
+    except Exception:  # a streamed or already-closed body: the SDK's own message is all there is
+        return str(exc)
+
+
+def classify_status(status: int, headers: Mapping[str, str], message: str) -> Exception:
+    if status in FATAL_STATUSES:
+        return GeniesError(
+            f"the LLM server refused the credentials (HTTP {status}): {message[:200]}",
+            "check OPENAI_API_KEY and OPENAI_BASE_URL",
+        )
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return RetryableError(f"HTTP {status}", retry_after_seconds(headers))
+    return RequestError(status, message)
+
+
+class _WaitRetryAfter(wait_base):
+    """The server's Retry-After (plus up to 10% jitter) when given, else exponential backoff with jitter."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.max_s = max_s
+        self.fallback = wait_exponential_jitter(initial=initial_s, max=max_s, jitter=initial_s)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(error, RetryableError) and error.retry_after is not None:
+            return min(self.max_s, error.retry_after * (1 + 0.1 * random.random()))
+        return self.fallback(retry_state)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    initial_backoff_s: float = 0.5
+    max_wait_s: float = 60.0
+
+
+async def complete_with_retries(
+    client: ChatClient,
+    limiter: Limiter,
+    payload: Mapping[str, Any],
+    headers: Mapping[str, str],
+    *,
+    estimated_tokens: int,
+    policy: RetryPolicy,
+    on_retry: Callable[[RetryableError], None],
+) -> Answer:
+    """Send until answered, refused, or out of attempts (then the last RetryableError is raised).
+
+    Each attempt holds a concurrency slot only while it is on the wire, never while it sleeps.
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.max_attempts),
+        wait=_WaitRetryAfter(policy.initial_backoff_s, policy.max_wait_s),
+        retry=retry_if_exception_type(RetryableError),
+        before_sleep=lambda state: on_retry(state.outcome.exception()),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            async with limiter.slot(estimated_tokens) as reservation:
+                answer = await client.complete(payload, headers)
+                reservation.used = answer.prompt_tokens + answer.completion_tokens or estimated_tokens
+    return answer

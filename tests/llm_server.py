@@ -1,0 +1,239 @@
+"""A local OpenAI-compatible chat server for tests and benchmarks, listening on 127.0.0.1 only.
+
+It answers `/v1/chat/completions` and `/v1/models`, and misbehaves on purpose: latency, 429 with
+Retry-After, 500s, hangs past the client's timeout, malformed bodies and empty answers, either at
+random rates (seeded, so a given request's n-th arrival always gets the same treatment) or scripted per
+request. It counts arrivals and successful answers per request (the engine's `X-Genies-Request` header,
+else a hash of the body), which is how tests prove that nothing was sent twice.
+
+In a test:   with LLMServer(ServerConfig(latency_s=0.01)) as server: ... server.url ... server.successes
+Standalone:  python tests/llm_server.py --latency 0.05 --rate-429 0.1   (prints its base URL, then serves)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+HOST = "127.0.0.1"
+Behaviour = str | dict[str, Any]
+
+
+@dataclass
+class ServerConfig:
+    """How the server behaves. `script` maps a regex, searched in the first user message, to behaviours
+    for the 1st, 2nd, ... request matching it (the last one repeats; retries and re-asks of a request
+    keep its first user message, so they advance the same list). A behaviour is an
+    answer string or a dict: {"status": 429, "retry_after": 0.1}, {"status": 500}, {"malformed": True},
+    {"hang": True}, {"empty": True}, {"not_completion": True}."""
+
+    model: str = "test-model"
+    latency_s: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: float = 0.1
+    rate_500: float = 0.0
+    rate_malformed: float = 0.0
+    rate_hang: float = 0.0
+    hang_s: float = 3600.0
+    seed: int = 0
+    script: dict[str, list[Behaviour]] = field(default_factory=dict)
+
+
+def default_answer(messages: list[dict[str, Any]]) -> str:
+    """A deterministic answer naming a hash of the conversation, so different requests get different text."""
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:12]
+    last = str(messages[-1].get("content", ""))[:60] if messages else ""
+    return f"answer {digest} to: {last}"
+
+
+class _State:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.hits: Counter[str] = Counter()
+        self.successes: Counter[str] = Counter()
+        self.script_arrivals: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def arrival(self, request_id: str) -> int:
+        with self.lock:
+            self.hits[request_id] += 1
+            return self.hits[request_id]
+
+    def succeeded(self, request_id: str) -> None:
+        with self.lock:
+            self.successes[request_id] += 1
+
+    def random_behaviour(self, request_id: str, arrival: int) -> Behaviour | None:
+        c = self.config
+        u = int.from_bytes(hashlib.sha256(f"{c.seed}:{request_id}:{arrival}".encode()).digest()[:8], "big") / 2**64
+        for rate, behaviour in ((c.rate_429, {"status": 429, "retry_after": c.retry_after_s}),
+                                (c.rate_500, {"status": 500}), (c.rate_malformed, {"malformed": True}),
+                                (c.rate_hang, {"hang": True})):
+            if u < rate:
+                return behaviour
+            u -= rate
+        return None
+
+    def scripted_behaviour(self, messages: list[dict[str, Any]]) -> Behaviour | None:
+        user = next((str(m.get("content")) for m in messages if m.get("role") == "user"), "")
+        for pattern, behaviours in self.config.script.items():
+            if re.search(pattern, user):
+                with self.lock:
+                    self.script_arrivals[pattern] += 1
+                    return behaviours[min(self.script_arrivals[pattern], len(behaviours)) - 1]
+        return None
+
+
+def _completion(config: ServerConfig, request_id: str, text: str | None, messages: list) -> dict[str, Any]:
+    prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4
+    return {
+        "id": f"chatcmpl-{request_id[:16]}", "object": "chat.completion", "created": 0, "model": config.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text or "") // 4,
+                  "total_tokens": prompt_tokens + len(text or "") // 4},
+    }
+
+
+async def _chat(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    config = state.config
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+        messages = body["messages"]
+    except (ValueError, KeyError):
+        return web.json_response({"error": {"message": "body must be JSON with messages"}}, status=400)
+    request_id = request.headers.get("X-Genies-Request") or hashlib.sha256(raw).hexdigest()
+    arrival = state.arrival(request_id)
+    behaviour = state.scripted_behaviour(messages) or state.random_behaviour(request_id, arrival)
+    if config.latency_s:
+        await asyncio.sleep(config.latency_s)
+    if isinstance(behaviour, str) or behaviour is None:
+        state.succeeded(request_id)
+        return web.json_response(_completion(config, request_id, behaviour or default_answer(messages), messages))
+    return await _misbehave(state, request_id, behaviour, messages)
+
+
+async def _misbehave(state: _State, request_id: str, behaviour: dict[str, Any], messages: list) -> web.Response:
+    if behaviour.get("hang"):
+        await asyncio.sleep(state.config.hang_s)
+    if "status" in behaviour:
+        headers = {"Retry-After": str(behaviour["retry_after"])} if "retry_after" in behaviour else {}
+        error = {"error": {"message": behaviour.get("message", f"injected {behaviour['status']}")}}
+        return web.json_response(error, status=behaviour["status"], headers=headers)
+    if behaviour.get("malformed"):
+        return web.Response(text='{"choices": [{"message": {"content": "trunc', content_type="application/json")
+    if behaviour.get("not_completion"):
+        return web.json_response({"result": "this is not a chat completion"})
+    return web.json_response(_completion(state.config, request_id, "" if behaviour.get("empty") else None, messages))
+
+
+async def _models(request: web.Request) -> web.Response:
+    model = request.app["state"].config.model
+    return web.json_response({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "tests"}]})
+
+
+async def _stats(request: web.Request) -> web.Response:
+    state: _State = request.app["state"]
+    with state.lock:
+        return web.json_response({"hits": dict(state.hits), "successes": dict(state.successes)})
+
+
+def make_app(config: ServerConfig) -> web.Application:
+    app = web.Application()
+    app["state"] = _State(config)
+    app.router.add_post("/v1/chat/completions", _chat)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/_stats", _stats)
+    return app
+
+
+class LLMServer:
+    """The server on an ephemeral port in a background thread; `url` is the OpenAI base URL."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.app = make_app(self.config)
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def hits(self) -> Counter[str]:
+        return self.app["state"].hits
+
+    @property
+    def successes(self) -> Counter[str]:
+        return self.app["state"].successes
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, HOST, 0)
+        self._loop.run_until_complete(site.start())
+        port = self._runner.addresses[0][1]
+        self.url = f"http://{HOST}:{port}/v1"
+        self._started.set()
+        self._loop.run_forever()
+
+    def start(self) -> "LLMServer":
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> "LLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _parse_args(argv: list[str]) -> tuple[ServerConfig, int]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="0 = any free port")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--retry-after", type=float, default=0.1)
+    parser.add_argument("--rate-500", type=float, default=0.0)
+    parser.add_argument("--rate-malformed", type=float, default=0.0)
+    parser.add_argument("--rate-hang", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    config = ServerConfig(latency_s=args.latency, rate_429=args.rate_429, retry_after_s=args.retry_after,
+                          rate_500=args.rate_500, rate_malformed=args.rate_malformed, rate_hang=args.rate_hang,
+                          seed=args.seed)
+    return config, args.port
+
+
+async def _serve_forever(config: ServerConfig, port: int) -> None:
+    runner = web.AppRunner(make_app(config), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, port).start()
+    print(f"http://{HOST}:{runner.addresses[0][1]}/v1", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    config, port = _parse_args(sys.argv[1:])
+    try:
+        asyncio.run(_serve_forever(config, port))
+    except KeyboardInterrupt:
+        pass
