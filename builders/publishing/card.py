@@ -1,0 +1,199 @@
+"""The Hub dataset card: YAML metadata the Hub and `datasets` read, and a body for people.
+
+The metadata is merged into an existing card, never overwritten: keys this project does not own are kept,
+`configs:` and `dataset_info:` are unioned by config (this version's entries win), list keys such as
+`tags` are unioned, and `license` becomes the most restrictive of the old and new values. The body is
+rendered from `templates/card/hub_README.md.j2` for the version being published.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from datasets import DatasetInfo
+from datasets.info import DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from builders.errors import GeniesError
+from builders.publishing.layout import PAIRS_CONFIG, SHIFTS_CONFIG, StagedFile, StagedRepository, data_files_pattern
+from builders.templating import render
+
+CARD_TEMPLATE = "card/hub_README.md.j2"
+TASK_CATEGORIES = ["text-classification"]
+TAGS = ["reward-modeling", "preference", "rlhf", "distribution-shift", "genies"]
+UNKNOWN_LICENSE = "unknown"
+
+# Most restrictive first. A license missing from this list ranks just below `unknown`: the card then states
+# a license we cannot order, which is safer than understating the restriction.
+LICENSE_ORDER = (
+    UNKNOWN_LICENSE,
+    "cc-by-nc-nd-4.0",
+    "cc-by-nc-sa-4.0",
+    "cc-by-nc-4.0",
+    "cc-by-nd-4.0",
+    "cc-by-sa-4.0",
+    "cc-by-4.0",
+    "apache-2.0",
+    "bsd-3-clause",
+    "mit",
+    "cc0-1.0",
+)
+
+GENIES_CITATION = """@article{clymer2023generalization,
+  title   = {Generalization Analogies: A Testbed for Generalizing AI Oversight to Hard-To-Measure Domains},
+  author  = {Clymer, Joshua and Baker, Garrett and Subramani, Rohan and Wang, Sam},
+  journal = {arXiv preprint arXiv:2311.07723},
+  year    = {2023}
+}"""
+
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def hub_license_id(text: str | None) -> str:
+    """A source's license as the Hub's identifier: "CC BY-NC 4.0" -> "cc-by-nc-4.0"; nothing stated -> unknown."""
+    cleaned = re.sub(r"[\s_]+", "-", (text or "").strip().lower())
+    if not cleaned or cleaned in {"none", "none-stated", "unknown", "n/a"}:
+        return UNKNOWN_LICENSE
+    return cleaned
+
+
+def _restriction_rank(license_id: str) -> float:
+    return LICENSE_ORDER.index(license_id) if license_id in LICENSE_ORDER else 0.5
+
+
+def most_restrictive(licenses: Iterable[str | None]) -> str:
+    """The license a combined dataset must state: the most restrictive of its parts' licenses."""
+    ids = {hub_license_id(text) for text in licenses} or {UNKNOWN_LICENSE}
+    return min(sorted(ids), key=_restriction_rank)
+
+
+def source_citation(name: str, info: Mapping[str, Any]) -> str | None:
+    """A source's citation: from the manifest when recorded there, else from its spec in `sources/`."""
+    if info.get("citation"):
+        return str(info["citation"]).strip()
+    try:
+        from builders.sources import source_spec
+    except ImportError:
+        return None
+    try:
+        citation = getattr(source_spec(name), "citation", None)
+    except (GeniesError, KeyError, LookupError):
+        return None
+    return citation.strip() if citation else None
+
+
+def size_category(rows: int) -> str:
+    return next((label for limit, label in SIZE_CATEGORIES if rows < limit), "1M<n<10M")
+
+
+def _dataset_infos(staged: StagedRepository) -> DatasetInfosDict:
+    infos = DatasetInfosDict()
+    for config in staged.configs:
+        files = [f for f in staged.data if f.config == config]
+        splits = SplitDict()
+        for f in files:
+            splits.add(SplitInfo(name=f.split, num_bytes=f.arrow_bytes, num_examples=f.rows))
+        infos[config] = DatasetInfo(
+            features=files[0].features,
+            splits=splits,
+            download_size=sum(f.parquet_bytes for f in files),
+            dataset_size=sum(f.arrow_bytes for f in files),
+        )
+    return infos
+
+
+def _metadata_configs(staged: StagedRepository) -> MetadataConfigs:
+    configs = MetadataConfigs()
+    for config in staged.configs:
+        splits = [f.split for f in staged.data if f.config == config]
+        configs[config] = {"data_files": [{"split": s, "path": data_files_pattern(config, s)} for s in splits]}
+    return configs
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _union(*values: Any) -> list[Any]:
+    return list(dict.fromkeys(v for value in values for v in _as_list(value)))
+
+
+def source_licenses(manifest: Mapping[str, Any]) -> dict[str, str]:
+    return {name: hub_license_id(info.get("license")) for name, info in manifest.get("sources", {}).items()}
+
+
+def card_metadata(staged: StagedRepository, existing: DatasetCardData | None = None) -> DatasetCardData:
+    """This version's card metadata merged into `existing` (kept keys, unioned configs, strictest license)."""
+    manifest = staged.version.manifest
+    data = DatasetCardData(**(existing.to_dict() if existing is not None else {}))
+    data.license = most_restrictive([*_as_list(data.license), *source_licenses(manifest).values()])
+    data.pretty_name = data.pretty_name or manifest.get("dataset")
+    data.task_categories = _union(data.task_categories, TASK_CATEGORIES)
+    data.tags = _union(data.get("tags"), TAGS)
+    distribution_rows = sum(f.rows for f in staged.data if f.config not in (PAIRS_CONFIG, SHIFTS_CONFIG))
+    data.size_categories = [size_category(distribution_rows)]
+    _metadata_configs(staged).to_dataset_card_data(data)
+    _dataset_infos(staged).to_dataset_card_data(data)
+    return data
+
+
+def _config_rows(staged: StagedRepository) -> list[dict[str, Any]]:
+    distributions = staged.version.manifest.get("distributions", {})
+    rows = []
+    for config in staged.configs:
+        files = {f.split: f.rows for f in staged.data if f.config == config}
+        summary = distributions.get(config, {})
+        rows.append({
+            "name": config,
+            "train": files.get("train", 0),
+            "test": files.get("test", ""),
+            "sources": ", ".join(summary.get("sources", [])),
+            "licenses": ", ".join(hub_license_id(x) for x in summary.get("licenses", [])),
+        })
+    return rows
+
+
+def _citations(manifest: Mapping[str, Any]) -> list[dict[str, str | None]]:
+    return [{"name": name, "citation": source_citation(name, info)} for name, info in manifest.get("sources", {}).items()]
+
+
+def parse_card(text: str | None) -> DatasetCard | None:
+    """An existing README as a card; a README whose YAML is broken is refused instead of silently replaced."""
+    if text is None:
+        return None
+    try:
+        return DatasetCard(text)
+    except ValueError as exc:
+        raise GeniesError(
+            f"the existing README.md on the Hub has invalid YAML metadata: {exc}",
+            "fix or remove the YAML block of the existing card, then publish again",
+        ) from exc
+
+
+def render_card(staged: StagedRepository, tag: str, existing: str | None = None) -> str:
+    """The full README.md: merged YAML front matter plus a body describing this version."""
+    old = parse_card(existing)
+    metadata = card_metadata(staged, old.data if old is not None else None)
+    manifest = staged.version.manifest
+    return render(
+        CARD_TEMPLATE,
+        metadata_yaml=metadata.to_yaml(),
+        repo_id=staged.repo_id,
+        tag=tag,
+        example_config=staged.version.distributions[0],
+        manifest=manifest,
+        license=metadata.license,
+        configs=_config_rows(staged),
+        shifts=staged.version.shifts().to_pylist(),
+        source_licenses=source_licenses(manifest),
+        genies_citation=GENIES_CITATION,
+        citations=_citations(manifest),
+        manifest_json=json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False),
+    )
