@@ -1,0 +1,142 @@
+"""A whole version as one polars frame, plus the derived columns every check reads.
+
+Checks never read Arrow files themselves: `load_version` memory-maps every split once, records what does
+not match `RECORD_SCHEMA` (so the schema check can report it) and coerces the rest, so a version with a
+broken column still gets every other check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from builders.export import Version
+from builders.schema import RECORD_SCHEMA
+
+DEFAULT_SPLITS = ("train", "test")
+TEXT_COLUMNS = ("prompt", "instruction", "input", "group")
+
+
+@dataclass
+class LoadedVersion:
+    """Every example of a version (`frame`, one row per example with a `split` column) and its context."""
+
+    version: Version
+    frame: pl.DataFrame
+    schema_problems: dict[str, list[str]] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """Compute something several checks share (e.g. the overlap join) once per loaded version."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    @property
+    def manifest(self) -> dict:
+        return self.version.manifest
+
+    @property
+    def distributions(self) -> list[str]:
+        return self.version.distributions
+
+    def shifts(self) -> list[dict]:
+        if not (self.version.path / "shifts").is_dir():
+            return []
+        return self.version.shifts().to_pylist()
+
+
+def splits_of(version: Version, name: str) -> list[str]:
+    """The splits a distribution was saved with (its dataset_dict.json), train/test when it has none."""
+    listing = version.path / "distributions" / name / "dataset_dict.json"
+    if listing.exists():
+        return list(json.loads(listing.read_text()).get("splits", DEFAULT_SPLITS))
+    return list(DEFAULT_SPLITS)
+
+
+def schema_differences(schema: pa.Schema) -> list[str]:
+    """What separates a split's schema from `RECORD_SCHEMA`, in words."""
+    problems = []
+    for expected in RECORD_SCHEMA:
+        if expected.name not in schema.names:
+            problems.append(f"missing column {expected.name!r}")
+        elif not schema.field(expected.name).type.equals(expected.type):
+            problems.append(f"column {expected.name!r} is {schema.field(expected.name).type}, expected {expected.type}")
+    problems += [f"unexpected column {name!r}" for name in schema.names if name not in RECORD_SCHEMA.names]
+    return problems
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """The table with exactly `RECORD_SCHEMA`: castable columns cast, missing or broken ones null."""
+    columns = []
+    for expected in RECORD_SCHEMA:
+        if expected.name in table.column_names:
+            try:
+                columns.append(table.column(expected.name).cast(expected.type))
+                continue
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        columns.append(pa.nulls(table.num_rows, expected.type))
+    return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
+
+
+def _split_table(version: Version, name: str, split: str, problems: dict[str, list[str]]) -> pa.Table | None:
+    directory = version.path / "distributions" / name / split
+    if not directory.is_dir():
+        problems.setdefault(name, []).append(f"split {split!r} is listed but {directory} is missing")
+        return None
+    table = version.table(name, split)
+    for problem in schema_differences(table.schema):
+        problems.setdefault(name, []).append(f"{split}: {problem}")
+    table = conform(table)
+    constant = {"split": split, "dist": name}
+    for column, value in constant.items():
+        table = table.append_column(column, pa.array([value] * table.num_rows, pa.string()))
+    return table
+
+
+def load_version(ref: str | Path | Version) -> LoadedVersion:
+    """Read every split of every distribution of a version into one frame (memory-mapped, no copies kept)."""
+    version = ref if isinstance(ref, Version) else Version.open(ref)
+    problems: dict[str, list[str]] = {}
+    tables = []
+    for name in version.distributions:
+        for split in splits_of(version, name):
+            table = _split_table(version, name, split, problems)
+            if table is not None:
+                tables.append(table)
+    if tables:
+        frame = pl.from_arrow(pa.concat_tables(tables))
+    else:
+        empty = RECORD_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))
+        frame = pl.from_arrow(empty.append_column("dist", pa.array([], pa.string())))
+    return LoadedVersion(version, with_derived_columns(frame), problems)
+
+
+def normalized(column: str) -> pl.Expr:
+    """Case- and whitespace-insensitive text: what "the same prompt" means for overlap checks."""
+    return pl.col(column).str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+
+
+def with_derived_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns shared by several checks, computed once: row number, normalized texts and their keys,
+    response lengths, the preferred response and its length."""
+    responses = pl.col("responses")
+    return frame.with_row_index("row").with_columns(
+        prompt_norm=normalized("prompt"),
+        instruction_norm=normalized("instruction"),
+        n_responses=responses.list.len().fill_null(0),
+        lengths=responses.list.eval(pl.element().str.len_chars()),
+        preferred_text=responses.list.get(pl.col("preferred"), null_on_oob=True),
+    ).with_columns(
+        prompt_key=pl.col("prompt_norm").hash(),
+        preferred_length=pl.col("lengths").list.get(pl.col("preferred"), null_on_oob=True),
+        max_length=pl.col("lengths").list.max(),
+        min_length=pl.col("lengths").list.min(),
+    )

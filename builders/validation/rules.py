@@ -1,0 +1,182 @@
+"""Rule-based checks: parse debris in responses, labels that contradict the prompt, metadata naming
+sources the data does not use."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import polars as pl
+
+from builders.validation.data import LoadedVersion
+from builders.validation.registry import MAX_EXAMPLES, Finding, check
+
+# Rust-regex patterns (polars), each naming one way generation or parsing leaves debris in a response.
+DEBRIS_PATTERNS = {
+    "label": r"(?i)^\s*\**\s*(response|answer|option|completion|candidate|output)\s*(\d+|[a-d])\s*\**\s*[:.)\]]",
+    "template echo": r"(?i)(#{2,}\s*(instruction|response|input)\s*:|below is an instruction that describes a task)",
+    "dangling number": r"\n\s*\d{1,2}[.)]?\s*$",
+    "lone list number": r"^\s*1[.)]\s",
+}
+SECOND_LIST_ITEM = r"(^|\s)2[.)]\s"
+
+
+def _debris_kinds(column: pl.Expr) -> dict[str, pl.Expr]:
+    kinds = {kind: column.str.contains(pattern) for kind, pattern in DEBRIS_PATTERNS.items()}
+    kinds["lone list number"] = kinds["lone list number"] & ~column.str.contains(SECOND_LIST_ITEM)
+    return kinds
+
+
+@check("parse_debris", "warning", "responses free of leftovers of parsing: 'Response 2:' labels, "
+       "echoed prompt templates, a dangling next-item number, a lone '1.' list marker")
+def parse_debris(loaded: LoadedVersion) -> list[Finding]:
+    exploded = loaded.frame.select("dist", "id", text=pl.col("responses")).explode("text")
+    kinds = _debris_kinds(pl.col("text"))
+    flagged = exploded.with_columns(**{k: v.fill_null(False) for k, v in kinds.items()}).group_by("dist", "id").agg(
+        pl.col(list(kinds)).any()
+    ).filter(pl.any_horizontal(list(kinds)))
+    totals = dict(loaded.frame.group_by("dist").len().iter_rows())
+    findings = []
+    for (dist,), rows in sorted(flagged.group_by("dist"), key=lambda item: item[0]):
+        detail = ", ".join(f"{kind}: {int(rows[kind].sum())}" for kind in kinds if rows[kind].sum())
+        findings.append(Finding(dist, rows.height, totals[dist], sorted(rows["id"].to_list())[:MAX_EXAMPLES], detail))
+    return findings
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z]+", text)
+
+
+FORMAT_RULES: dict[str, Callable[[str], bool]] = {
+    "use all caps": lambda t: bool(_words(t)) and t == t.upper(),
+    "write in all lowercase": lambda t: bool(_words(t)) and t == t.lower(),
+    "use commas": lambda t: "," in t,
+    "use periods": lambda t: "." in t,
+    "capitalize the first letter of each word": lambda t: all(w[0].isupper() for w in _words(t)),
+    "capitalize the last letter of each word": lambda t: all(w[-1].isupper() for w in _words(t)),
+}
+_FORMAT_COMMAND = re.compile(
+    r"(?i)(\bif you\s+)?\b(don't\s+|do not\s+|never\s+)?(" + "|".join(map(re.escape, FORMAT_RULES)) + r")\b"
+)
+_YES_NO_COMMAND = re.compile(r"(?i)\b(?:answer|respond|reply)(?: only)? with (?:a |an |just )?[\"']?(yes|no)\b")
+
+
+def format_command(prompt: str) -> tuple[str, bool] | None:
+    """The one formatting command a prompt gives (rule, negated), ignoring conditionals ("if you use...")."""
+    commands = {(m.group(3).lower(), bool(m.group(2))) for m in _FORMAT_COMMAND.finditer(prompt) if not m.group(1)}
+    return commands.pop() if len(commands) == 1 else None
+
+
+def obeys(prompt: str) -> Callable[[str], bool] | None:
+    """A predicate saying whether a response obeys the prompt's rule-checkable instruction, if it has one."""
+    command = format_command(prompt)
+    if command is not None:
+        rule, negated = FORMAT_RULES[command[0]], command[1]
+        return lambda response: rule(response) != negated
+    yes_no = {m.group(1).lower() for m in _YES_NO_COMMAND.finditer(prompt)}
+    if len(yes_no) == 1:
+        word = yes_no.pop()
+        return lambda response: response.strip().lower().startswith(word)
+    return None
+
+
+def contradicts(prompt: str, responses: list[str], preferred: int) -> bool:
+    """The preferred response disobeys the prompt's own instruction while another response obeys it."""
+    predicate = obeys(prompt)
+    if predicate is None or not 0 <= preferred < len(responses):
+        return False
+    others = (r for i, r in enumerate(responses) if i != preferred)
+    return not predicate(responses[preferred]) and any(predicate(r) for r in others)
+
+
+@check("label_contradictions", "warning", "the preferred response obeys the prompt's own rule-checkable "
+       "instruction (formatting commands such as 'use all caps', 'answer with yes') when another response does")
+def label_contradictions(loaded: LoadedVersion) -> list[Finding]:
+    prefilter = "(?i)(" + "|".join(FORMAT_RULES) + r"|answer with|respond with|reply with)"
+    candidates = loaded.frame.filter(pl.col("prompt").str.contains(prefilter))
+    flagged: dict[str, list[str]] = {}
+    for dist, rid, prompt, responses, preferred in candidates.select(
+        "dist", "id", "prompt", "responses", "preferred"
+    ).iter_rows():
+        if responses and preferred is not None and contradicts(prompt, list(responses), preferred):
+            flagged.setdefault(dist, []).append(rid)
+    totals = dict(loaded.frame.group_by("dist").len().iter_rows())
+    return [Finding(d, len(ids), totals[d], ids[:MAX_EXAMPLES], "preferred disobeys the prompt's instruction")
+            for d, ids in sorted(flagged.items())]
+
+
+def _name_key(name: Any) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _release_metadata(entry: Any) -> Iterable[dict]:
+    """Every dict holding `external_datasets` anywhere under a manifest entry (imported release metadata)."""
+    if isinstance(entry, dict):
+        if "external_datasets" in entry:
+            yield entry
+        for value in entry.values():
+            yield from _release_metadata(value)
+    elif isinstance(entry, list):
+        for value in entry:
+            yield from _release_metadata(value)
+
+
+def declared_sources(entry: dict) -> set[str]:
+    names = {str(s) for s in entry.get("sources", [])}
+    for metadata in _release_metadata(entry):
+        names |= {str(d.get("name")) for d in metadata.get("external_datasets") or [] if d.get("name")}
+    return names
+
+
+def data_fields(rows: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
+    """Values (with the ids using them) of every field that could name a source: provenance.source and each
+    string field of `meta`."""
+    fields: dict[str, dict[str, list[str]]] = {}
+    for rid, source, meta in rows.select("id", "source", "meta").iter_rows():
+        decoded = json.loads(meta) if meta and meta.startswith("{") else {}
+        named = {f"meta.{k}": v for k, v in decoded.items() if isinstance(v, str)}
+        if source:
+            named["provenance.source"] = source
+        for field_name, value in named.items():
+            fields.setdefault(field_name, {}).setdefault(value, []).append(rid)
+    return fields
+
+
+def _unused_sources(dist: str, declared: set[str], rows: pl.DataFrame) -> Finding | None:
+    """Declared names vs the data field whose values name sources (the one sharing a value with them)."""
+    declared_keys = {_name_key(n): n for n in declared}
+    for field_name, values in sorted(data_fields(rows).items()):
+        value_keys = {_name_key(v): v for v in values}
+        if not set(declared_keys) & set(value_keys):
+            continue
+        unused = sorted(declared_keys[k] for k in set(declared_keys) - set(value_keys))
+        undeclared = sorted(value_keys[k] for k in set(value_keys) - set(declared_keys))
+        if not unused:
+            return None
+        detail = f"metadata names {', '.join(unused)}, which no {field_name} value uses"
+        if undeclared:
+            detail += f"; the data uses undeclared {', '.join(undeclared)}"
+        examples = [rid for value in undeclared for rid in values[value]]
+        return Finding(dist, len(unused), len(declared), examples[:MAX_EXAMPLES], detail)
+    return None
+
+
+def _wrong_ids(dist: str, entry: dict) -> list[str]:
+    return [str(m["id"]) for m in _release_metadata(entry) if m.get("id") not in (None, dist)]
+
+
+@check("metadata_sources", "warning", "metadata names only sources the data uses (manifest `sources`, imported "
+       "release `external_datasets`) and names its own distribution")
+def metadata_sources(loaded: LoadedVersion) -> list[Finding]:
+    frame = loaded.frame.with_columns(source=pl.col("provenance").struct.field("source"))
+    findings = []
+    for dist, entry in sorted(loaded.manifest.get("distributions", {}).items()):
+        declared = declared_sources(entry)
+        finding = _unused_sources(dist, declared, frame.filter(pl.col("dist") == dist)) if declared else None
+        if finding is not None:
+            findings.append(finding)
+        for wrong in _wrong_ids(dist, entry):
+            findings.append(Finding(dist, 1, 1, [], f"release metadata id is {wrong!r}, not {dist!r}"))
+    return findings

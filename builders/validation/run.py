@@ -1,0 +1,109 @@
+"""Run checks on a version and collect the results into one `ValidationReport`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builders.errors import check_name
+from builders.export import Version
+from builders.validation.data import LoadedVersion, load_version
+from builders.validation.registry import CHECKS, Check, Finding
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    findings: list[Finding]
+    seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.findings)
+
+    @property
+    def count(self) -> int:
+        return sum(f.count for f in self.findings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.check.name,
+            "severity": self.check.severity,
+            "description": self.check.description,
+            "status": "fail" if self.failed else "pass",
+            "count": self.count,
+            "seconds": round(self.seconds, 3),
+            "findings": {f.scope: f.to_dict() for f in self.findings},
+        }
+
+
+@dataclass
+class ValidationReport:
+    loaded: LoadedVersion
+    results: list[CheckResult]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[CheckResult]:
+        return [r for r in self.results if r.failed and r.check.severity == "error"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        return [r for r in self.results if r.failed and r.check.severity == "warning"]
+
+    def result(self, name: str) -> CheckResult:
+        return next(r for r in self.results if r.check.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        manifest = self.loaded.manifest
+        return {
+            "version": {"path": str(self.loaded.version.path), "dataset": manifest.get("dataset"),
+                        "version": manifest.get("version"), "content_sha256": manifest.get("content_sha256")},
+            "examples": self.loaded.frame.height,
+            "distributions": len(self.loaded.distributions),
+            "seconds": round(self.seconds, 3),
+            "summary": {"errors": len(self.errors), "warnings": len(self.warnings),
+                        "passed": sum(not r.failed for r in self.results)},
+            "notes": self.notes,
+            "checks": [r.to_dict() for r in self.results],
+        }
+
+
+def select_checks(names: Iterable[str] | None) -> list[Check]:
+    """The named checks (every check when none are named); unknown names get the closest suggestions."""
+    if not names:
+        return list(CHECKS.values())
+    return [CHECKS[check_name(n.strip(), CHECKS, "check")] for n in names if n.strip()]
+
+
+def _skipped_shift_notes(loaded: LoadedVersion) -> list[str]:
+    present = set(loaded.distributions)
+    notes = []
+    for shift in loaded.shifts():
+        missing = sorted({shift["source"], shift["target"], shift.get("target_reference") or shift["target"]} - present)
+        if missing:
+            notes.append(f"shift {shift['source']}->{shift['target']} not checked: {', '.join(missing)} not in this version")
+    return notes
+
+
+def validate_version(
+    ref: str | Path | Version,
+    checks: Iterable[str] | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> ValidationReport:
+    """Load a version once and run the selected checks on it; `on_check` is called as each one starts."""
+    started = time.perf_counter()
+    selected = select_checks(checks)
+    loaded = load_version(ref)
+    results = []
+    for chosen in selected:
+        if on_check is not None:
+            on_check(chosen)
+        t0 = time.perf_counter()
+        findings = chosen.fn(loaded)
+        results.append(CheckResult(chosen, findings, time.perf_counter() - t0))
+    return ValidationReport(loaded, results, time.perf_counter() - started, _skipped_shift_notes(loaded))
