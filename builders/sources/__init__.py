@@ -1,0 +1,175 @@
+"""Source builders: raw upstream datasets, pinned and checksummed, loaded offline from mirrors or a cache.
+
+    loaded = load_source("mmlu", mirror="../shared/sources")
+    loaded.table       # pyarrow Table in the documented raw schema (docs/sources.md), row_key first
+    loaded.revision    # "sha256:<digest of the pinned files>" or the pinned upstream revision
+    loaded.spec.license
+
+Order of lookup: a mirror that holds the source (`mirror=` or `GENIES_MIRROR`, then the cache's own
+download mirror) is read, verified and normalized, unless the cache already has the table for exactly
+that content; with no mirror the cache answers for a pinned source; only then, and never when a mirror
+was named or `offline` is set, are the upstream files fetched.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from builders.sources.cache import CacheEntry, cache_root, latest_entry
+from builders.sources.fetch import MIRROR_HINT, fetch_upstream
+from builders.sources.mirror import (
+    ChecksumMismatch,
+    MirrorFiles,
+    SourceUnavailable,
+    collect_files,
+    holding_mirror,
+    lock_checksums,
+    mirror_dirs,
+)
+from builders.sources.normalizers import SCHEMAS, normalize
+from builders.sources.reading import Rejects, SourceFormatError, read_parts
+from builders.sources.spec import SourceSpec, list_sources, source_spec
+
+__all__ = [
+    "ChecksumMismatch",
+    "LoadedSource",
+    "SourceFormatError",
+    "SourceSpec",
+    "SourceUnavailable",
+    "cached_entry",
+    "list_sources",
+    "load_source",
+    "lock_checksums",
+    "mirror_dirs",
+    "raw_schema",
+    "source_spec",
+    "verify_source",
+]
+
+OFFLINE_ENVS = ("GENIES_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+DOWNLOAD_MIRROR = "mirror"
+
+
+@dataclass
+class LoadedSource:
+    """A normalized raw table and where it came from."""
+
+    spec: SourceSpec
+    table: pa.Table
+    revision: str
+    origin: str
+    verified: bool
+    rejects: dict[str, Any] = field(default_factory=dict)
+    cache_path: Path | None = None
+
+    @property
+    def rows_per_split(self) -> dict[str, int]:
+        """Rows per upstream split (`all` for sources without a split column)."""
+        return rows_per_split(self.table)
+
+
+def rows_per_split(table: pa.Table) -> dict[str, int]:
+    if "split" not in table.column_names:
+        return {"all": table.num_rows}
+    counts = pc.value_counts(table["split"]).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+
+
+def raw_schema(name: str) -> pa.Schema:
+    """The documented schema of source `name`'s raw table."""
+    return SCHEMAS[source_spec(name).normalizer]
+
+
+def _offline_by_env() -> bool:
+    return any(os.environ.get(var, "").lower() in ("1", "true", "yes") for var in OFFLINE_ENVS)
+
+
+def cached_entry(spec: SourceSpec, cache_dir: str | Path | None = None) -> CacheEntry | None:
+    """The cache entry a mirror-less load would use: the pinned content's, or the latest pull of an unpinned source."""
+    root = cache_root(cache_dir)
+    if spec.pinned:
+        entry = CacheEntry.for_revision(root, spec, spec.revision)
+        return entry if entry.exists() else None
+    return latest_entry(root, spec)
+
+
+def load_source(
+    name: str,
+    mirror: str | Path | Iterable[str | Path] | None = None,
+    cache_dir: str | Path | None = None,
+    offline: bool = False,
+) -> LoadedSource:
+    """The normalized raw table of source `name` (see the module docstring for where it comes from)."""
+    spec = source_spec(name)
+    root = cache_root(cache_dir)
+    mirrors = mirror_dirs(mirror)
+    holder = holding_mirror(spec, [*mirrors, root / DOWNLOAD_MIRROR])
+    if holder is None:
+        entry = cached_entry(spec, root)
+        if entry is not None:
+            return _from_cache(spec, entry)
+        _refuse_network(spec, mirrors, offline)
+        fetch_upstream(spec, root / DOWNLOAD_MIRROR)
+        holder = root / DOWNLOAD_MIRROR
+    if spec.checksums:
+        entry = CacheEntry.for_revision(root, spec, spec.revision)
+        if entry.exists():
+            return _from_cache(spec, entry)
+    return _build(spec, collect_files(spec, holder), root)
+
+
+def _refuse_network(spec: SourceSpec, mirrors: list[Path], offline: bool) -> None:
+    if mirrors:
+        raise SourceUnavailable(
+            f"source {spec.name!r}: no mirror holds its folder {spec.folder}/ (searched {', '.join(map(str, mirrors))})",
+            f"add the upstream files under <mirror>/{spec.folder}/ (layout in docs/sources.md), or run "
+            f"`genies sources pull {spec.name}` without --mirror on a machine with network access",
+        )
+    if offline or _offline_by_env():
+        raise SourceUnavailable(f"source {spec.name!r} is not cached and offline mode forbids fetching it", MIRROR_HINT)
+
+
+def _from_cache(spec: SourceSpec, entry: CacheEntry) -> LoadedSource:
+    table, meta = entry.read()
+    return LoadedSource(spec, table, meta["revision"], "cache", meta["verified"], meta["rejects"], entry.table_path)
+
+
+def _build(spec: SourceSpec, files: MirrorFiles, root: Path) -> LoadedSource:
+    """Read, normalize and cache a source from verified mirror files."""
+    started = time.perf_counter()
+    rejects = Rejects()
+    table = normalize(spec.normalizer, read_parts(spec, files, rejects), rejects)
+    entry = CacheEntry.for_revision(root, spec, files.revision)
+    meta = {
+        "name": spec.name,
+        "revision": files.revision,
+        "verified": files.verified,
+        "normalizer": f"{spec.normalizer}:{spec.normalizer_version}",
+        "license": spec.license,
+        "files": len(files.relpaths),
+        "mirror": str(files.root),
+        "rows": table.num_rows,
+        "rows_per_split": rows_per_split(table),
+        "rejects": rejects.to_dict(),
+        "build_seconds": round(time.perf_counter() - started, 3),
+    }
+    entry.write(table, meta)
+    return LoadedSource(spec, table, files.revision, f"mirror {files.root}", files.verified, meta["rejects"], entry.table_path)
+
+
+def verify_source(name: str, mirror: str | Path | Iterable[str | Path] | None = None) -> MirrorFiles:
+    """Check a source's files in the first mirror holding them against the recorded checksums."""
+    spec = source_spec(name)
+    mirrors = mirror_dirs(mirror)
+    holder = holding_mirror(spec, mirrors)
+    if holder is None:
+        raise SourceUnavailable(f"source {spec.name!r}: no mirror holds its folder {spec.folder}/", MIRROR_HINT)
+    return collect_files(spec, holder)

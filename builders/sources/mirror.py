@@ -1,0 +1,120 @@
+"""Local mirrors: directories holding upstream files in the layout of `../shared/sources`.
+
+`--mirror DIR` or `GENIES_MIRROR` (several directories separated by `os.pathsep`) name them; the first
+one that holds a source's folder wins. Files are checked against the sha256 recorded beside the spec, so
+a mirror can never silently feed different data into a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builders.errors import GeniesError
+from builders.sources.spec import SourceSpec, checksum_digest
+
+MIRROR_ENV = "GENIES_MIRROR"
+_CHUNK = 1 << 20
+
+
+class SourceUnavailable(GeniesError):
+    """A source that cannot be loaded here: no mirror holds it, a file is missing, or the network failed."""
+
+
+class ChecksumMismatch(GeniesError):
+    """A mirrored file whose content differs from the checksum recorded in the spec."""
+
+
+def mirror_dirs(mirror: str | Path | Iterable[str | Path] | None = None) -> list[Path]:
+    """The mirror directories to search: the argument if given, else `GENIES_MIRROR`."""
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV, "")
+    if isinstance(mirror, (str, Path)):
+        mirror = str(mirror).split(os.pathsep)
+    return [Path(m).expanduser() for m in mirror if str(m).strip()]
+
+
+def holding_mirror(spec: SourceSpec, mirrors: Iterable[Path]) -> Path | None:
+    """The first mirror that has this source's folder (e.g. `mmlu/`), or None."""
+    return next((m for m in mirrors if (m / spec.folder).is_dir()), None)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class MirrorFiles:
+    """The files of one source found in one mirror, with the checksum-derived revision."""
+
+    root: Path
+    relpaths: tuple[str, ...]
+    revision: str
+    verified: bool
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.root / p for p in self.relpaths]
+
+
+def find_files(spec: SourceSpec, root: Path) -> list[str]:
+    """Relative paths of the files matching the spec's `mirror_path` patterns, sorted."""
+    found = {p.relative_to(root).as_posix() for pattern in spec.mirror_path for p in root.glob(pattern) if p.is_file()}
+    return sorted(found)
+
+
+def collect_files(spec: SourceSpec, root: Path) -> MirrorFiles:
+    """Find and checksum a source's files in `root`; missing, extra or altered files are errors."""
+    relpaths = find_files(spec, root)
+    if spec.checksums:
+        _check_file_set(spec, root, relpaths)
+        for relpath in relpaths:
+            _verify(spec, root, relpath)
+        return MirrorFiles(root, tuple(relpaths), spec.revision, verified=True)
+    if not relpaths:
+        raise SourceUnavailable(
+            f"source {spec.name!r}: mirror {root} has no files matching {', '.join(spec.mirror_path)}",
+            f"lay the upstream files out as docs/sources.md describes for {spec.name}",
+        )
+    observed = {p: sha256_file(root / p) for p in relpaths}
+    return MirrorFiles(root, tuple(relpaths), "sha256:" + checksum_digest(observed), verified=False)
+
+
+def _check_file_set(spec: SourceSpec, root: Path, relpaths: list[str]) -> None:
+    missing = sorted(set(spec.checksums) - set(relpaths))
+    if missing:
+        raise SourceUnavailable(
+            f"source {spec.name!r}: {len(missing)} file(s) missing from mirror {root}, e.g. {missing[0]}",
+            "copy the complete upstream folder into the mirror, or point --mirror/GENIES_MIRROR at one that has it",
+        )
+    extra = sorted(set(relpaths) - set(spec.checksums))
+    if extra:
+        raise ChecksumMismatch(
+            f"source {spec.name!r}: mirror {root} has {len(extra)} file(s) the spec does not pin, e.g. {extra[0]}",
+            "remove them, or if the upstream really added files run `genies sources lock` and review the diff",
+        )
+
+
+def _verify(spec: SourceSpec, root: Path, relpath: str) -> None:
+    actual = sha256_file(root / relpath)
+    expected = spec.checksums[relpath]
+    if actual != expected:
+        raise ChecksumMismatch(
+            f"source {spec.name!r}: checksum mismatch for {root / relpath}: expected sha256 {expected}, got {actual}",
+            "the mirror holds a different version of the upstream file; restore the original file",
+        )
+
+
+def lock_checksums(spec: SourceSpec, root: Path) -> dict[str, str]:
+    """Checksums of the spec's files as found in `root` (what `genies sources lock` writes)."""
+    relpaths = find_files(spec, root)
+    if not relpaths:
+        raise SourceUnavailable(f"source {spec.name!r}: no files matching {', '.join(spec.mirror_path)} in {root}")
+    return {p: sha256_file(root / p) for p in relpaths}
