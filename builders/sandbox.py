@@ -1,0 +1,203 @@
+"""Decide whether code is correct by running it: test suites, verdicts and a sandbox with a verdict cache.
+
+Labels such as "this code is correct" must come from running the code, never from trusting its source.
+Programs run in a separate interpreter (`builders/sandbox_harness.py`, `python -I`) that forks one child per
+test with CPU, memory and output limits in a temporary working directory, so nothing the program does can
+reach the build process. The harness needs no network and is given none of our environment.
+
+Verdicts are deterministic by construction: a program is *correct* when it passes every test, *incorrect*
+when a test gives a wrong answer or raises, and *unknown* when it only ran out of time (timing depends on
+the machine, so a timeout never decides a label). Results are cached per (code, tests, limits) in memory
+and, given a cache directory, in SQLite, so a rebuild runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from builders.errors import GeniesError
+from builders.schema import canonical_json
+
+HARNESS = Path(__file__).with_name("sandbox_harness.py")
+HARNESS_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+VerdictStatus = Literal["correct", "incorrect", "unknown"]
+
+
+@dataclass(frozen=True)
+class TestSuite:
+    """A problem's tests: stdin→stdout pairs (`stdio`) or argument lists→return values (`call`)."""
+
+    mode: Literal["stdio", "call"]
+    inputs: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+    fn_name: str | None = None
+
+    @classmethod
+    def from_apps(cls, input_output: str, max_tests: int | None = None) -> "TestSuite":
+        """Parse APPS's `input_output` JSON; raise ValueError when it holds no usable test."""
+        try:
+            data = json.loads(input_output) if input_output else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"input_output is not JSON: {exc}") from exc
+        inputs, outputs = data.get("inputs") or [], data.get("outputs") or []
+        if not inputs or len(inputs) != len(outputs):
+            raise ValueError(f"input_output has {len(inputs)} inputs and {len(outputs)} outputs")
+        fn_name = data.get("fn_name")
+        if fn_name and not all(isinstance(args, list) for args in inputs):
+            raise ValueError("call-based inputs must be argument lists")
+        stop = max_tests or len(inputs)
+        return cls("call" if fn_name else "stdio", tuple(inputs[:stop]), tuple(outputs[:stop]), fn_name)
+
+    @property
+    def digest(self) -> str:
+        payload = canonical_json([self.mode, self.fn_name, list(self.inputs), list(self.outputs)])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What running one program on a suite showed.
+
+    `behaviour` identifies what the program did up to its first failure (test index and output digest):
+    two programs with different behaviours are certainly different programs semantically.
+    """
+
+    outcomes: tuple[str, ...]
+    digests: tuple[str, ...]
+
+    @property
+    def status(self) -> VerdictStatus:
+        if any(o in ("wrong", "error") for o in self.outcomes):
+            return "incorrect"
+        if "timeout" in self.outcomes or not self.outcomes:
+            return "unknown"
+        return "correct"
+
+    @property
+    def failed(self) -> int:
+        return sum(o in ("wrong", "error") for o in self.outcomes)
+
+    @property
+    def behaviour(self) -> str:
+        return "|".join(self.digests)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-test resource limits. Generous on purpose: a timeout only ever discards an example."""
+
+    cpu_seconds: float = 2.0
+    wall_seconds: float = 10.0
+    memory_bytes: int = 1 << 30
+    output_bytes: int = 8 << 20
+
+
+class Sandbox:
+    """Runs programs on test suites in the harness, `workers` harness processes at a time, with caching."""
+
+    def __init__(self, limits: Limits = Limits(), workers: int | None = None, cache_dir: Path | None = None):
+        self.limits = limits
+        self.workers = workers or min(2, os.cpu_count() or 1)
+        self._memory: dict[str, Verdict] = {}
+        self._lock = threading.Lock()
+        self._store = _VerdictStore(Path(cache_dir) / "code_verdicts.sqlite") if cache_dir else None
+
+    def run(self, programs: Sequence[str], suite: TestSuite, *, stop_on_failure: bool = True) -> list[Verdict]:
+        """Verdict of each program (in order); cached programs are not run again."""
+        keys = [self._key(p, suite, stop_on_failure) for p in programs]
+        pending = {k: p for k, p in zip(keys, programs) if self._cached(k) is None}
+        if pending:
+            fresh = self._execute(list(pending.values()), suite, stop_on_failure)
+            self._remember(dict(zip(pending, fresh)))
+        return [self._cached(k) for k in keys]
+
+    def run_many(
+        self, jobs: Sequence[tuple[Sequence[str], TestSuite]], *, stop_on_failure: bool = True
+    ) -> list[list[Verdict]]:
+        """`run` over several (programs, suite) jobs, `workers` of them in parallel; results in job order."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(lambda job: self.run(job[0], job[1], stop_on_failure=stop_on_failure), jobs))
+
+    def _key(self, program: str, suite: TestSuite, stop_on_failure: bool) -> str:
+        payload = canonical_json([program, suite.digest, stop_on_failure, vars(self.limits)])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def _cached(self, key: str) -> Verdict | None:
+        with self._lock:
+            verdict = self._memory.get(key)
+            if verdict is None and self._store is not None:
+                verdict = self._store.get(key)
+                if verdict is not None:
+                    self._memory[key] = verdict
+            return verdict
+
+    def _remember(self, verdicts: dict[str, Verdict]) -> None:
+        with self._lock:
+            self._memory.update(verdicts)
+            if self._store is not None:
+                self._store.put_many({k: v for k, v in verdicts.items() if v.status != "unknown"})
+
+    def _execute(self, programs: list[str], suite: TestSuite, stop_on_failure: bool) -> list[Verdict]:
+        job = {
+            "programs": programs,
+            "mode": suite.mode,
+            "fn_name": suite.fn_name,
+            "inputs": list(suite.inputs),
+            "outputs": list(suite.outputs),
+            "stop_on_failure": stop_on_failure,
+            **vars(self.limits),
+        }
+        budget = 30 + len(programs) * len(suite) * self.limits.wall_seconds
+        try:
+            done = subprocess.run(
+                [sys.executable, "-I", str(HARNESS)],
+                input=json.dumps(job),
+                capture_output=True,
+                text=True,
+                timeout=budget,
+                env=HARNESS_ENV,
+            )
+        except subprocess.TimeoutExpired:
+            return [Verdict((), ()) for _ in programs]
+        if done.returncode != 0:
+            raise GeniesError(
+                f"the code sandbox failed (exit {done.returncode}): {done.stderr.strip()[-500:]}",
+                "the sandbox needs Linux (fork, pidfd_open, setrlimit); run the build there",
+            )
+        return [Verdict(tuple(r["outcomes"]), tuple(r["digests"])) for r in json.loads(done.stdout)]
+
+
+class _VerdictStore:
+    """Verdicts on disk, so a rebuild (or another distribution over the same problems) runs nothing."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def get(self, key: str) -> Verdict | None:
+        row = self._db.execute("SELECT value FROM verdicts WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        outcomes, digests = json.loads(row[0])
+        return Verdict(tuple(outcomes), tuple(digests))
+
+    def put_many(self, verdicts: dict[str, Verdict]) -> None:
+        rows = [(k, json.dumps([v.outcomes, v.digests])) for k, v in verdicts.items()]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO verdicts VALUES (?, ?)", rows)
