@@ -140,3 +140,23 @@ def with_derived_columns(frame: pl.DataFrame) -> pl.DataFrame:
         max_length=pl.col("lengths").list.max(),
         min_length=pl.col("lengths").list.min(),
     )
+
+
+def distribution_stats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per distribution: rows per split, mean prompt / preferred / other-response lengths, and the share of
+    examples whose preferred response sits at each position (what `validate` plots and `diff` compares)."""
+    other_mean = (pl.col("lengths").list.sum() - pl.col("preferred_length")) / (pl.col("n_responses") - 1)
+    positions = [(pl.col("preferred") == p).mean().alias(f"pos{p}") for p in range(4)]
+    return (
+        frame.group_by("dist")
+        .agg(
+            rows=pl.len(),
+            train=(pl.col("split") == "train").sum(),
+            test=(pl.col("split") == "test").sum(),
+            prompt_chars=pl.col("prompt").str.len_chars().mean(),
+            preferred_chars=pl.col("preferred_length").mean(),
+            other_chars=other_mean.mean(),
+            *positions,
+        )
+        .sort("dist")
+    )

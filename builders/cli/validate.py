@@ -1,0 +1,69 @@
+"""`genies validate`: check a version for the defects the original GENIES release shipped with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from builders.cli.common import console, err_console, summary_table
+from builders.validation import CHECKS, Check, ValidationReport, validate_version
+from builders.validation.report import summary_rows, write_json, write_report
+
+
+def _run_with_progress(version: str, checks: list[str] | None) -> ValidationReport:
+    total = len(checks) if checks else len(CHECKS)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task("loading version", total=total)
+
+        finished = iter(range(total + 1))
+
+        def started(check: Check) -> None:
+            progress.update(task, description=f"checking {check.name}", completed=next(finished))
+
+        report = validate_version(version, checks, on_check=started)
+        progress.update(task, completed=total)
+    return report
+
+
+def validate_command(
+    version: Annotated[str, typer.Argument(help="Version directory, dataset/version, or a version under ./artifacts.")],
+    json_file: Annotated[Path | None, typer.Option("--json", help="Write per-check, per-distribution results as JSON.")] = None,
+    report_file: Annotated[Path | None, typer.Option("--report", help="Write a FILE.md or FILE.html report with plots.")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any error-level check fails.")] = False,
+    checks: Annotated[str | None, typer.Option(help="Comma-separated check names to run (default: all).")] = None,
+) -> None:
+    """Check a version for leakage, position and length cues, constant prompts or answers, debris and more.
+
+    Example: [bold]genies validate genies/1.0.0 --json report.json --report report.md --strict[/]
+    """
+    selected = [c for c in checks.split(",") if c.strip()] if checks else None
+    report = _run_with_progress(version, selected)
+    if json_file is not None:
+        write_json(report, json_file)
+    if report_file is not None:
+        write_report(report, report_file)
+    console.print(summary_table(
+        f"Validation of {report.loaded.version.path} ({report.loaded.frame.height} examples, {report.seconds:.1f} s)",
+        ["check", "severity", "status", "failing distributions / shifts", "count"], summary_rows(report),
+    ))
+    for note in report.notes:
+        console.print(f"[dim]{note}[/]")
+    for written in (json_file, report_file):
+        if written is not None:
+            console.print(f"wrote {written}")
+    console.print(f"{len(report.errors)} error check(s), {len(report.warnings)} warning check(s) failed")
+    if strict and report.errors:
+        err_console.print("[bold red]error:[/] error-level checks failed: "
+                          + ", ".join(r.check.name for r in report.errors))
+        err_console.print("[yellow]hint:[/] rebuild or `genies repair` the version, then validate again; "
+                          "--json FILE lists example ids per distribution")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate_command)
