@@ -29,12 +29,19 @@ class ChecksumMismatch(GeniesError):
 
 
 def mirror_dirs(mirror: str | Path | Iterable[str | Path] | None = None) -> list[Path]:
-    """The mirror directories to search: the argument if given, else `GENIES_MIRROR`."""
+    """The mirror directories to search: the argument if given, else `GENIES_MIRROR`; each may list several."""
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV, "")
     if isinstance(mirror, (str, Path)):
-        mirror = str(mirror).split(os.pathsep)
-    return [Path(m).expanduser() for m in mirror if str(m).strip()]
+        mirror = [mirror]
+    dirs = [Path(part).expanduser() for m in mirror for part in str(m).split(os.pathsep) if part.strip()]
+    for directory in dirs:
+        if not directory.is_dir():
+            raise SourceUnavailable(
+                f"mirror directory {directory} does not exist",
+                f"fix --mirror or {MIRROR_ENV} (several directories are separated by {os.pathsep!r})",
+            )
+    return dirs
 
 
 def holding_mirror(spec: SourceSpec, mirrors: Iterable[Path]) -> Path | None:

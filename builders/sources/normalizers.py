@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from datasets import Features
+from datasets.features.features import require_decoding
 
 from builders.errors import GeniesError
 from builders.sources.reading import Part, Rejects
@@ -46,12 +48,21 @@ def normalize(name: str, parts: list[Part], rejects: Rejects) -> pa.Table:
 
 
 def _rows(part: Part) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index in file, row) for every row of a part, streamed batch by batch."""
+    """(index in file, row) for every row of a part, streamed batch by batch and decoded as `datasets` would."""
+    decode = _decoder(part.table.schema)
     index = 0
     for batch in part.table.to_batches():
         for row in batch.to_pylist():
-            yield index, row
+            yield index, decode(row) if decode else row
             index += 1
+
+
+def _decoder(schema: pa.Schema) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """`datasets` stores ragged nested values (e.g. entries with and without `source`) as JSON text."""
+    if b"huggingface" not in (schema.metadata or {}):
+        return None
+    features = Features.from_arrow_schema(schema)
+    return features.decode_example if any(map(require_decoding, features.values())) else None
 
 
 def _table(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
