@@ -1,0 +1,87 @@
+"""`genies eval`: the reference reward-model evaluation of a version's shifts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from builders.cli.common import console, summary_table
+from builders.errors import GeniesError
+from builders.evaluation.report import mean_of, write_eval_outputs
+from builders.evaluation.runner import ShiftResult, evaluate_shifts, select_shifts
+from builders.evaluation.scorers import build_scorer
+from builders.export import Version
+
+TABLE_COLUMNS = (
+    "shift", "status", "source_accuracy", "target_accuracy", "zero_shot_accuracy", "target_reference_accuracy",
+    "differential_elicitation", "target_ece", "energy_auroc", "energy_fpr95",
+)
+
+
+def _default_out(version: Version, scorer: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", scorer).strip("_")
+    return Path("eval-results") / version.manifest.get("dataset", "dataset") / version.manifest.get("version", version.path.name) / slug
+
+
+def _cell(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else "" if value is None else str(value)
+
+
+def _table_row(result: ShiftResult) -> list[str]:
+    row = result.row
+    cells = [_cell(row[c]) for c in TABLE_COLUMNS]
+    if not result.ok:
+        cells[1] = f"skipped: {row['skipped_reason']}"
+    return cells
+
+
+def _run(version: Version, shifts_spec: str, scorer_spec: str, batch_size: int) -> list[ShiftResult]:
+    shifts = select_shifts(version, shifts_spec)
+    scorer = build_scorer(scorer_spec, batch_size=batch_size)
+    results = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"evaluating with {scorer_spec}", total=len(shifts))
+        for spec, result in zip(shifts, evaluate_shifts(version, shifts, scorer)):
+            results.append(result)
+            progress.update(task, advance=1, description=f"evaluated {spec.name}")
+    return results
+
+
+def eval_command(
+    path: Annotated[str, typer.Argument(help="An exported version: a directory, dataset/version, or a bare version.")],
+    shifts: Annotated[str, typer.Option(help="genies (the 15-shift benchmark), all, or comma-separated source->target names.")] = "genies",
+    scorer: Annotated[str, typer.Option(help="bow, minilm, or hf:<path-or-hub-id> of a sequence-classification reward model.")] = "bow",
+    out: Annotated[Path | None, typer.Option(help="Directory for results.parquet/.json, summary.md and plots [default: eval-results/<dataset>/<version>/<scorer>].")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the hf: and minilm scorers.")] = 16,
+) -> None:
+    """Train a scorer on each shift's source, test on its target: accuracy, calibration, OOD detection, DE.
+
+    Example: [bold]genies eval artifacts/genies/1.0.0 --shifts genies --scorer bow --out results/bow[/]
+    """
+    version = Version.open(path)
+    results = _run(version, shifts, scorer, batch_size)
+    done = [r.row for r in results if r.ok]
+    console.print(summary_table(
+        f"Evaluation of {version.path} with {scorer} ({len(done)}/{len(results)} shifts)", TABLE_COLUMNS,
+        [_table_row(r) for r in results],
+    ))
+    if not done:
+        raise GeniesError(
+            f"none of the {len(results)} selected shifts could be evaluated on {version.path}",
+            "the table says what each shift lacks; build or import those distributions, or choose other --shifts",
+        )
+    target = out or _default_out(version, scorer)
+    meta = {"version": str(version.path), "content_sha256": version.manifest.get("content_sha256", ""), "scorer": scorer}
+    written = write_eval_outputs(results, target, meta)
+    source_mean, target_mean = mean_of(done, "source_accuracy"), mean_of(done, "target_accuracy")
+    console.print(f"mean source accuracy {source_mean:.3f}, mean target accuracy {target_mean:.3f}")
+    console.print(f"wrote {len(written)} files to {target}: {', '.join(p.name for p in written)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_command)
