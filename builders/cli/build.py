@@ -1,0 +1,123 @@
+"""`genies build`: build distributions and export them as one immutable version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from builders.catalog import load_catalog
+from builders.cli.common import console, err_console, summary_table
+from builders.export import DEFAULT_ROOT
+from builders.pipeline import (
+    FAILED,
+    BuildFailed,
+    BuildOptions,
+    BuildReport,
+    BuildRequest,
+    DistributionResult,
+    run_build,
+    select_distributions,
+)
+from builders.registry import plugin_catalog_dirs
+
+
+def _llm_engine(offline: bool):
+    """The LLM engine when one is configured (OPENAI_BASE_URL / OPENAI_API_KEY), else None."""
+    from builders.llm import engine_from_env
+
+    return engine_from_env(offline=offline)
+
+
+def _results_table(report: BuildReport):
+    rows = [
+        (r.name, r.rows("train"), r.rows("test"), ", ".join(r.sources), r.label)
+        for r in sorted(report.results, key=lambda r: r.name)
+    ]
+    built = len(report.with_status("built"))
+    title = f"Build {report.dataset} {report.version}: {built} of {len(report.results)} distributions built"
+    return summary_table(title, ["distribution", "train", "test", "sources", "status"], rows)
+
+
+def _print_failures(results: list[DistributionResult]) -> None:
+    for result in results:
+        if result.status == FAILED and result.detail:
+            err_console.print(f"[bold red]{result.name} failed:[/]\n{result.detail}", markup=True, highlight=False)
+
+
+def _print_outcome(report: BuildReport, version_given: bool) -> None:
+    if not version_given:
+        console.print(f"version [bold]{report.version}[/] (derived from the build fingerprint; --version names it)")
+    if report.noop:
+        console.print(f"[green]nothing to do:[/] {report.path} already holds this build (same fingerprint)")
+    elif report.export.status == "unchanged":
+        console.print(f"[green]unchanged:[/] {report.path} already holds identical data")
+    else:
+        rate = report.total_rows / report.seconds if report.seconds else 0.0
+        console.print(f"[green]wrote[/] {report.path} ({report.total_rows:,} rows in {report.seconds:.1f} s, {rate:,.0f} rows/s)")
+    skipped = report.with_status("skipped")
+    if skipped:
+        console.print(f"{len(skipped)} skipped (see status); --strict turns a skip into an error")
+
+
+def build_command(
+    names: Annotated[list[str] | None, typer.Argument(help="Distributions to build (default: everything buildable).")] = None,
+    category: Annotated[str | None, typer.Option(help="Also build every distribution of this category's shifts.")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Also build every distribution of this suite, e.g. genies.")] = None,
+    mirror: Annotated[str | None, typer.Option(help="Directory with raw upstream files (default: $GENIES_MIRROR).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Raw-table cache (default: $GENIES_CACHE or ~/.cache/genies).")] = None,
+    fetch: Annotated[bool, typer.Option(help="Download sources missing from the mirror and cache.")] = False,
+    offline: Annotated[bool, typer.Option(help="Use only caches for LLM answers too; never contact a server.")] = False,
+    out: Annotated[Path, typer.Option(help="Artifacts root.")] = DEFAULT_ROOT,
+    dataset: Annotated[str, typer.Option(help="Dataset name (a folder under --out).")] = "genies",
+    version: Annotated[str | None, typer.Option(help="Version to write (default: <package>+<fingerprint[:8]>).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (splits, order, generators).")] = 0,
+    train_size: Annotated[int, typer.Option(help="Train rows per distribution, or what the upstream allows.")] = 600,
+    test_size: Annotated[int, typer.Option(help="Test rows per distribution, or what the upstream allows.")] = 250,
+    limit: Annotated[int | None, typer.Option(help="Cap every split at N rows (quick builds).")] = None,
+    strict: Annotated[bool, typer.Option(help="Fail if any selected distribution is skipped.")] = False,
+) -> None:
+    """Build distributions and export them as one immutable version.
+
+    Procedural distributions need nothing; source-based ones read raw upstream files from --mirror (or
+    GENIES_MIRROR) or the source cache filled by `genies sources pull` (--fetch downloads what is missing);
+    LLM ones need OPENAI_BASE_URL. Anything that cannot be
+    built is skipped and the table says exactly what it needs. Rebuilding an existing version with the
+    same fingerprint does nothing.
+
+    Example: [bold]genies build --benchmark genies --mirror ../shared/sources --version 1.0.0[/]
+    """
+    catalog = load_catalog(plugin_catalog_dirs())
+    options = BuildOptions(
+        seed=seed, train_size=train_size, test_size=test_size, limit=limit,
+        mirror=mirror, cache_dir=cache_dir, fetch=fetch, offline=offline,
+    )
+    request = BuildRequest(
+        names=select_distributions(catalog, names or [], category, benchmark),
+        options=options, out=out, dataset=dataset, version=version, strict=strict,
+        llm=_llm_engine(offline), catalog=catalog,
+    )
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err_console, transient=True,
+    ) as progress:
+        task = progress.add_task("building", total=len(request.names))
+        try:
+            report = run_build(
+                request,
+                on_start=lambda name: progress.update(task, description=name),
+                on_done=lambda result: progress.advance(task),
+            )
+        except BuildFailed as exc:
+            progress.stop()
+            console.print(_results_table(exc.report))
+            _print_failures(exc.report.results)
+            raise
+    console.print(_results_table(report))
+    _print_outcome(report, version_given=version is not None)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build")(build_command)
