@@ -26,6 +26,7 @@ ENV_VARS: dict[str, str] = {
     "rpm": "GENIES_LLM_RPM",
     "tpm": "GENIES_LLM_TPM",
     "offline": "GENIES_OFFLINE",
+    "transport": "GENIES_LLM_TRANSPORT",
 }
 CONFIG_FILE_VAR = "GENIES_LLM_CONFIG"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -42,6 +43,7 @@ class LLMConfig:
     concurrency: int = 16
     rpm: int | None = None
     tpm: int | None = None
+    transport: str = "openai"
     timeout_s: float = 60.0
     max_attempts: int = 6
     backoff_s: float = 0.5

@@ -27,7 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from builders.llm.accounting import RunStats, cost_usd, estimate_prompt_tokens
 from builders.llm.cache import RequestCache, request_key
-from builders.llm.client import Answer, ChatClient, RequestError, RetryableError, RetryPolicy, complete_with_retries
+from builders.llm.client import (
+    Answer, ChatClient, RequestError, RetryableError, RetryPolicy, complete_with_retries, make_client,
+)
 from builders.llm.config import LLMConfig, llm_configured, resolve_config
 from builders.llm.limiter import Limiter
 from builders.llm.structured import OutputSpec, ParseError, output_spec, reask_messages
@@ -254,7 +256,7 @@ class Engine:
         state = self._states.get(loop)
         if state is None:
             state = _LoopState(
-                ChatClient(self.config.base_url, self.config.api_key, self.config.timeout_s),
+                make_client(self.config.transport, self.config.base_url, self.config.api_key, self.config.timeout_s),
                 Limiter(self.config.concurrency, self.config.rpm, self.config.tpm),
             )
             self._states[loop] = state
