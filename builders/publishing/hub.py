@@ -179,7 +179,7 @@ class HubPublisher:
         asked = _retry_after(state.outcome.exception())
         if asked is not None:
             return min(asked, self.retry.max_wait)
-        return wait_exponential_jitter(initial=self.retry.base_wait, max=self.retry.max_wait)(state)
+        return wait_exponential_jitter(multiplier=self.retry.base_wait, jitter=self.retry.base_wait, max=self.retry.max_wait)(state)
 
     def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one Hub request with retries for retryable failures; other failures become a GeniesError."""
