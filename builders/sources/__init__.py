@@ -14,6 +14,7 @@ was named or `offline` is set, are the upstream files fetched.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -137,18 +138,24 @@ def _refuse_network(spec: SourceSpec, mirrors: list[Path], offline: bool) -> Non
         raise SourceUnavailable(f"source {spec.name!r} is not cached and offline mode forbids fetching it", MIRROR_HINT)
 
 
-def _from_cache(spec: SourceSpec, entry: CacheEntry) -> LoadedSource:
+def _from_cache(spec: SourceSpec, entry: CacheEntry, origin: str = "cache") -> LoadedSource:
     table, meta = entry.read()
-    return LoadedSource(spec, table, meta["revision"], "cache", meta["verified"], meta["rejects"], entry.table_path)
+    return LoadedSource(spec, table, meta["revision"], origin, meta["verified"], meta["rejects"], entry.table_path)
 
 
 def _build(spec: SourceSpec, files: MirrorFiles, root: Path) -> LoadedSource:
-    """Read, normalize and cache a source from verified mirror files."""
+    """Read, normalize and cache a source from verified mirror files; return the cached table."""
     started = time.perf_counter()
     rejects = Rejects()
-    table = normalize(spec.normalizer, read_parts(spec, files, rejects), rejects)
     entry = CacheEntry.for_revision(root, spec, files.revision)
-    meta = {
+    with tempfile.TemporaryDirectory(prefix=f"genies-{spec.name}-") as scratch:
+        table = normalize(spec.normalizer, read_parts(spec, files, rejects, Path(scratch)), rejects)
+        entry.write(table, _cache_meta(spec, files, table, rejects, time.perf_counter() - started))
+    return _from_cache(spec, entry, origin=f"mirror {files.root}")
+
+
+def _cache_meta(spec: SourceSpec, files: MirrorFiles, table: pa.Table, rejects: Rejects, seconds: float) -> dict[str, Any]:
+    return {
         "name": spec.name,
         "revision": files.revision,
         "verified": files.verified,
@@ -159,10 +166,8 @@ def _build(spec: SourceSpec, files: MirrorFiles, root: Path) -> LoadedSource:
         "rows": table.num_rows,
         "rows_per_split": rows_per_split(table),
         "rejects": rejects.to_dict(),
-        "build_seconds": round(time.perf_counter() - started, 3),
+        "build_seconds": round(seconds, 3),
     }
-    entry.write(table, meta)
-    return LoadedSource(spec, table, files.revision, f"mirror {files.root}", files.verified, meta["rejects"], entry.table_path)
 
 
 def verify_source(name: str, mirror: str | Path | Iterable[str | Path] | None = None) -> MirrorFiles:

@@ -7,6 +7,7 @@ a mirror can never silently feed different data into a build.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Iterable
@@ -17,7 +18,6 @@ from builders.errors import GeniesError
 from builders.sources.spec import SourceSpec, checksum_digest
 
 MIRROR_ENV = "GENIES_MIRROR"
-_CHUNK = 1 << 20
 
 
 class SourceUnavailable(GeniesError):
@@ -49,12 +49,9 @@ def holding_mirror(spec: SourceSpec, mirrors: Iterable[Path]) -> Path | None:
     return next((m for m in mirrors if (m / spec.folder).is_dir()), None)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def sha256_file(path: str | Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
@@ -73,8 +70,8 @@ class MirrorFiles:
 
 def find_files(spec: SourceSpec, root: Path) -> list[str]:
     """Relative paths of the files matching the spec's `mirror_path` patterns, sorted."""
-    found = {p.relative_to(root).as_posix() for pattern in spec.mirror_path for p in root.glob(pattern) if p.is_file()}
-    return sorted(found)
+    found = {p for pattern in spec.mirror_path for p in glob.glob(pattern, root_dir=root) if os.path.isfile(os.path.join(root, p))}
+    return sorted(p.replace(os.sep, "/") for p in found)
 
 
 def collect_files(spec: SourceSpec, root: Path) -> MirrorFiles:
@@ -90,7 +87,7 @@ def collect_files(spec: SourceSpec, root: Path) -> MirrorFiles:
             f"source {spec.name!r}: mirror {root} has no files matching {', '.join(spec.mirror_path)}",
             f"lay the upstream files out as docs/sources.md describes for {spec.name}",
         )
-    observed = {p: sha256_file(root / p) for p in relpaths}
+    observed = {p: sha256_file(os.path.join(root, p)) for p in relpaths}
     return MirrorFiles(root, tuple(relpaths), "sha256:" + checksum_digest(observed), verified=False)
 
 
@@ -110,7 +107,7 @@ def _check_file_set(spec: SourceSpec, root: Path, relpaths: list[str]) -> None:
 
 
 def _verify(spec: SourceSpec, root: Path, relpath: str) -> None:
-    actual = sha256_file(root / relpath)
+    actual = sha256_file(os.path.join(root, relpath))
     expected = spec.checksums[relpath]
     if actual != expected:
         raise ChecksumMismatch(
@@ -124,4 +121,4 @@ def lock_checksums(spec: SourceSpec, root: Path) -> dict[str, str]:
     relpaths = find_files(spec, root)
     if not relpaths:
         raise SourceUnavailable(f"source {spec.name!r}: no files matching {', '.join(spec.mirror_path)} in {root}")
-    return {p: sha256_file(root / p) for p in relpaths}
+    return {p: sha256_file(os.path.join(root, p)) for p in relpaths}

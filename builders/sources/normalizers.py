@@ -16,8 +16,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import Features
-from datasets.features.features import require_decoding
 
 from builders.errors import GeniesError
 from builders.sources.reading import Part, Rejects
@@ -61,6 +59,9 @@ def _decoder(schema: pa.Schema) -> Callable[[dict[str, Any]], dict[str, Any]] | 
     """`datasets` stores ragged nested values (e.g. entries with and without `source`) as JSON text."""
     if b"huggingface" not in (schema.metadata or {}):
         return None
+    from datasets import Features
+    from datasets.features.features import require_decoding
+
     features = Features.from_arrow_schema(schema)
     return features.decode_example if any(map(require_decoding, features.values())) else None
 
@@ -243,22 +244,21 @@ def _math_level(level: str | None) -> int | None:
 
 @normalizer("math", MATH_SCHEMA)
 def normalize_math(parts: list[Part], rejects: Rejects) -> pa.Table:
-    """MATH: one JSON per problem at <split>/<subject>/<n>.json; "Level ?" becomes a null level."""
+    """MATH: one JSON per problem at <split>/<subject>/<n>.json (the `_file` column); "Level ?" -> null level."""
     rows = []
     for part in parts:
-        path = _path(part)
-        split, subject = path.parts[-3], path.parts[-2]
-        key = f"{split}/{subject}/{path.name}"
-        row = part.table.to_pylist()[0]
-        if _missing(row, ("problem", "solution")):
-            rejects.add(key, "problem or solution is empty")
-            continue
-        answer = last_boxed(row["solution"])
-        if answer is None:
-            rejects.add(key, "solution has no \\boxed{} answer")
-            continue
-        rows.append({"row_key": key, "split": split, "subject": subject, "level": _math_level(row.get("level")),
-                     "problem": row["problem"], "solution": row["solution"], "answer": answer})
+        for _, row in _rows(part):
+            split, subject, name = PurePosixPath(row["_file"]).parts[-3:]
+            key = f"{split}/{subject}/{name}"
+            if _missing(row, ("problem", "solution")):
+                rejects.add(key, "problem or solution is empty")
+                continue
+            answer = last_boxed(row["solution"])
+            if answer is None:
+                rejects.add(key, "solution has no \\boxed{} answer")
+                continue
+            rows.append({"row_key": key, "split": split, "subject": subject, "level": _math_level(row.get("level")),
+                         "problem": row["problem"], "solution": row["solution"], "answer": answer})
     return _table(MATH_SCHEMA, rows)
 
 

@@ -3,22 +3,21 @@
 Each file becomes its own split of a single `load_dataset` call, so normalizers know which file a row
 came from (MMLU's subject and Anthropic's behaviour are file names) at the cost of one builder run.
 Files not in UTF-8 (the quotes file is cp1252) are transcoded first, because the generic JSON loader
-ignores `encoding` for JSON arrays. MATH (one small JSON per problem) is read directly: 12,500
-`load_dataset` splits would take minutes for no benefit. A JSON Lines file that does not parse is read
+ignores `encoding` for JSON arrays. MATH (one small JSON per problem) is read directly into a single
+part with a `_file` column: 12,500 `load_dataset` splits would take minutes for no benefit. A JSON Lines file that does not parse is read
 line by line so that one broken line costs one row, counted with its reason, not the whole source.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-from datasets.exceptions import DatasetGenerationError
 
 from builders.errors import GeniesError
 from builders.sources.mirror import MirrorFiles
@@ -58,22 +57,26 @@ class SourceFormatError(GeniesError):
     """An upstream file that cannot be read as the spec says (wrong encoding, not CSV/JSON, ...)."""
 
 
-def read_parts(spec: SourceSpec, files: MirrorFiles, rejects: Rejects) -> list[Part]:
-    """Read every file of a source into a `Part`; malformed JSON Lines rows go to `rejects`."""
+def read_parts(spec: SourceSpec, files: MirrorFiles, rejects: Rejects, scratch: Path) -> list[Part]:
+    """Read every file of a source into a `Part`; malformed JSON Lines rows go to `rejects`.
+
+    The tables may be memory-mapped from `scratch`, which must outlive them.
+    """
+    from datasets.exceptions import DatasetGenerationError
+
     if spec.format == "json_files":
-        return [_read_json_document(spec, files.root, relpath) for relpath in files.relpaths]
-    with tempfile.TemporaryDirectory(prefix=f"genies-{spec.name}-") as scratch:
-        paths = [_as_utf8(spec, files.root / relpath, Path(scratch)) for relpath in files.relpaths]
-        try:
-            tables = _load_with_datasets(spec, paths, Path(scratch))
-        except DatasetGenerationError as exc:
-            if spec.format != "json":
-                raise SourceFormatError(
-                    f"source {spec.name!r}: cannot read {files.root}/{spec.folder} as {spec.format}: {_root_cause(exc)}",
-                    "check that the mirror holds the original upstream files",
-                ) from exc
-            tables = [_read_json_lines(spec, path, relpath, rejects, exc) for path, relpath in zip(paths, files.relpaths)]
-        return [Part(relpath, table) for relpath, table in zip(files.relpaths, tables)]
+        return [_read_json_documents(spec, files)]
+    paths = [_as_utf8(spec, files.root / relpath, scratch) for relpath in files.relpaths]
+    try:
+        tables = _load_with_datasets(spec, paths, scratch)
+    except DatasetGenerationError as exc:
+        if spec.format != "json":
+            raise SourceFormatError(
+                f"source {spec.name!r}: cannot read {files.root}/{spec.folder} as {spec.format}: {_root_cause(exc)}",
+                "check that the mirror holds the original upstream files",
+            ) from exc
+        tables = [_read_json_lines(spec, path, relpath, rejects, exc) for path, relpath in zip(paths, files.relpaths)]
+    return [Part(relpath, table) for relpath, table in zip(files.relpaths, tables)]
 
 
 def _load_with_datasets(spec: SourceSpec, paths: list[Path], scratch: Path) -> list[pa.Table]:
@@ -85,12 +88,7 @@ def _load_with_datasets(spec: SourceSpec, paths: list[Path], scratch: Path) -> l
         options["features"] = datasets.Features({k: datasets.Value(v) for k, v in options["features"].items()})
     with _quiet_progress():
         loaded = datasets.load_dataset(spec.format, data_files=data_files, cache_dir=str(scratch / "hf"), **options)
-    return [_materialize(loaded[f"part{i}"].data.table) for i in range(len(paths))]
-
-
-def _materialize(table: pa.Table) -> pa.Table:
-    """Copy a memory-mapped table into memory, since its backing file lives in a scratch directory."""
-    return pa.Table.from_batches([batch for batch in table.combine_chunks().to_batches()], schema=table.schema)
+    return [loaded[f"part{i}"].data.table for i in range(len(paths))]
 
 
 @contextmanager
@@ -160,12 +158,20 @@ def _read_json_lines(spec: SourceSpec, path: Path, relpath: str, rejects: Reject
         raise SourceFormatError(f"source {spec.name!r}: rows of {relpath} have inconsistent types: {exc}") from exc
 
 
-def _read_json_document(spec: SourceSpec, root: Path, relpath: str) -> Part:
-    try:
-        document = json.loads((root / relpath).read_bytes().decode(spec.encoding))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceFormatError(f"source {spec.name!r}: {root / relpath} is not a {spec.encoding} JSON document: {exc}") from exc
-    return Part(relpath, pa.Table.from_pylist([document]))
+def _read_json_documents(spec: SourceSpec, files: MirrorFiles) -> Part:
+    """One JSON object per file, gathered into a single part; `_file` holds each object's relative path."""
+    documents = []
+    for relpath in files.relpaths:
+        path = os.path.join(files.root, relpath)
+        try:
+            with open(path, "rb") as handle:
+                document = json.loads(handle.read().decode(spec.encoding))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SourceFormatError(f"source {spec.name!r}: {path} is not a {spec.encoding} JSON document: {exc}") from exc
+        if not isinstance(document, dict):
+            raise SourceFormatError(f"source {spec.name!r}: {path} holds a JSON {type(document).__name__}, not an object")
+        documents.append({**document, "_file": relpath})
+    return Part(spec.folder, pa.Table.from_pylist(documents))
 
 
 def _root_cause(exc: BaseException) -> str:
