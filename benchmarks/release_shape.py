@@ -29,8 +29,15 @@ def _synthetic_examples(name: str) -> list[dict]:
 
 
 def _vary(example: dict, copy: int) -> dict:
+    """A unique copy of an example whose prompt still contains its (tagged) fields."""
     tag = f" [{copy}]"
-    varied = {k: (v + tag if isinstance(v, str) and k != "prompt_format" else v) for k, v in example.items()}
+    varied = dict(example)
+    prompt = example["prompt"]
+    for key, value in example.items():
+        if isinstance(value, str) and key not in ("prompt", "prompt_format") and value.strip():
+            varied[key] = value + tag
+            prompt = prompt.replace(value, value + tag)
+    varied["prompt"] = prompt if prompt != example["prompt"] else prompt + tag
     varied["responses"] = {text + tag: score for text, score in example["responses"].items()}
     return varied
 

@@ -62,11 +62,16 @@ def content_id(distribution: str, prompt: str, responses: list[str], preferred: 
     """Stable id of an example's content.
 
     The order of the dispreferred responses does not change the id, so shuffling response order
-    (which every build and repair does) keeps ids comparable across versions.
+    (which every build and repair does) keeps ids comparable across versions. Every text is hashed with
+    its length in front, so no two different contents can produce the same byte stream.
     """
     others = sorted(r for i, r in enumerate(responses) if i != preferred)
-    payload = canonical_json([distribution, prompt, responses[preferred], others])
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256()
+    for text in (distribution, prompt, responses[preferred], *others):
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

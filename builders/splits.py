@@ -71,14 +71,15 @@ def balance_positions(records: Iterable[Record], seed: int) -> list[Record]:
     Records with k responses are visited in a seeded order and the preferred answer is put in slot
     i mod k for the i-th of them; the other responses are shuffled by a per-record RNG.
     """
-    by_size: dict[int, list[Record]] = defaultdict(list)
-    for record in sorted(records, key=lambda r: unit_hash("order", seed, r.id)):
-        by_size[len(record.responses)].append(record)
+    by_size: dict[int, list[tuple[str, Record]]] = defaultdict(list)
+    keyed = sorted(((r.id, r) for r in records), key=lambda item: unit_hash("order", seed, item[0]))
+    for rid, record in keyed:
+        by_size[len(record.responses)].append((rid, record))
     balanced = []
     for k, group in by_size.items():
-        for i, record in enumerate(group):
+        for i, (rid, record) in enumerate(group):
             others = [j for j in range(k) if j != record.preferred]
-            seeded_rng("shuffle", seed, record.id).shuffle(others)
+            seeded_rng("shuffle", seed, rid).shuffle(others)
             slot = i % k
-            balanced.append(record.with_order(others[:slot] + [record.preferred] + others[slot:]))
-    return sorted(balanced, key=lambda r: r.id)
+            balanced.append((rid, record.with_order(others[:slot] + [record.preferred] + others[slot:])))
+    return [record for _, record in sorted(balanced, key=lambda item: item[0])]

@@ -1,0 +1,443 @@
+"""Repair an imported GENIES release: fix leaks, position cues, broken prompts and debris, log every change.
+
+The repaired version keeps the original items and LLM-written answers. What changes, in order:
+
+1. prompts that omit the example's own instruction are re-rendered from its fields;
+2. parse debris (response labels, markdown headings, a stray trailing number) is stripped, by the same
+   rule for every response of an example;
+3. examples that are no longer valid (fewer than two distinct responses) and exact duplicates inside a
+   split are removed;
+4. distributions whose prompts stay constant are dropped: there is nothing to re-render them from;
+5. train/test are re-split so that no item is on both sides anywhere in the version: examples sharing a
+   group key, a prompt or an instruction form one item, and each item is put on one side for every
+   distribution at once (majority of its original splits), then items found in one distribution only are
+   moved to bring each distribution back to its original test size where the data allows;
+6. response order is re-balanced with a seeded RNG.
+
+Labels that look inverted relative to the prompt's own instruction are flagged in the changelog, never
+flipped. Every change is recorded per distribution in `changelog.json`, keyed by the example's stable
+upstream key (`provenance.row_key`), with its id before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from builders.catalog import load_catalog
+from builders.errors import GeniesError
+from builders.export import DistributionExport, ExportResult, Version, export_version
+from builders.schema import Record, table_to_records
+from builders.splits import SPLITS, balance_positions, unit_hash
+from builders.templating import render, template_id
+
+_LABEL_WORDS = r"(?:response|answer|output|completion|solution)"
+_LEADING_LABEL = re.compile(rf"^\s*(?:#{{1,6}}\s*)?{_LABEL_WORDS}\s*\d*\s*[:.)]\s*", re.I)
+_LEADING_HEADING = re.compile(rf"^\s*#{{1,6}}\s*{_LABEL_WORDS}\s*\d*\s*:?\s*\n+", re.I)
+_LONE_NUMBER = re.compile(r"\s*\d{1,2}[.)]?\s*")
+_INSTRUCTION_SECTION = re.compile(r"### Instruction:\n(.*?)\n\n###", re.S)
+_FORMAT_FIELD = re.compile(r"\{(\w+)\}")
+COMMON_KEY_SHARE = 0.05
+COMMON_KEY_MIN = 20
+
+
+def normalize(text: str | None) -> str:
+    """What "the same text" means for overlap: case- and whitespace-insensitive (as `genies validate`)."""
+    return " ".join((text or "").lower().split())
+
+
+@dataclass
+class DistributionChanges:
+    """What repair did to one distribution; every list is sorted so the changelog is deterministic."""
+
+    removed: list[dict[str, Any]] = field(default_factory=list)
+    moved: list[dict[str, Any]] = field(default_factory=list)
+    rewritten: list[dict[str, Any]] = field(default_factory=list)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+    original_sizes: dict[str, int] = field(default_factory=dict)
+    repaired_sizes: dict[str, int] = field(default_factory=dict)
+    size_note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        def ordered(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return sorted(items, key=lambda i: (i.get("row_key") or "", i.get("id") or i.get("old_id") or ""))
+
+        return {
+            "removed": ordered(self.removed),
+            "moved": ordered(self.moved),
+            "rewritten": ordered(self.rewritten),
+            "flagged": ordered(self.flagged),
+            "original_sizes": self.original_sizes,
+            "repaired_sizes": self.repaired_sizes,
+            **({"size_note": self.size_note} if self.size_note else {}),
+        }
+
+
+@dataclass
+class RepairReport:
+    changes: dict[str, DistributionChanges]
+    dropped: dict[str, str]
+    result: ExportResult | None = None
+
+    def changelog(self, source: str, seed: int) -> dict[str, Any]:
+        return {
+            "repaired_from": source,
+            "seed": seed,
+            "dropped_distributions": dict(sorted(self.dropped.items())),
+            "distributions": {n: c.to_dict() for n, c in sorted(self.changes.items())},
+        }
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {"removed": len(c.removed), "moved": len(c.moved), "rewritten": len(c.rewritten),
+                   "flagged": len(c.flagged), **{f"{s}_rows": c.repaired_sizes.get(s, 0) for s in SPLITS}}
+            for name, c in sorted(self.changes.items())
+        }
+
+
+# -- per-example repairs -------------------------------------------------------------------------------
+
+def strip_debris(response: str) -> str:
+    """A response without parse debris: a leading 'Response 2:'-style label or heading, a trailing lone number."""
+    text = _LEADING_LABEL.sub("", response, count=1)
+    if text == response:
+        text = _LEADING_HEADING.sub("", response, count=1)
+    text = _strip_trailing_number(text)
+    return text if text.strip() else response
+
+
+def _strip_trailing_number(text: str) -> str:
+    """Drop a last line that is only a list number ("\n2." or "\n1"), which generation left behind."""
+    body = text.rstrip()
+    cut = body.rfind("\n")
+    if cut >= 0 and _LONE_NUMBER.fullmatch(body[cut + 1:]):
+        return body[:cut].rstrip()
+    return text
+
+
+def _fields(record: Record) -> dict[str, Any]:
+    fields = {k: v for k, v in record.meta.items() if isinstance(v, (str, int, float))}
+    fields.update({k: v for k, v in (("instruction", record.instruction), ("input", record.input)) if v})
+    return fields
+
+
+def _prompt_omits_instruction(record: Record) -> bool:
+    return bool(record.instruction and record.instruction.strip()) and (
+        normalize(record.instruction) not in normalize(record.prompt)
+    )
+
+
+def _render_from_release_format(record: Record) -> str | None:
+    fmt = record.meta.get("prompt_format")
+    if not isinstance(fmt, str) or "{instruction}" not in fmt:
+        return None
+    fields = _fields(record)
+    if not set(_FORMAT_FIELD.findall(fmt)) <= set(fields):
+        return None
+    return _FORMAT_FIELD.sub(lambda m: str(fields[m.group(1)]), fmt)
+
+
+def rerender_prompt(record: Record) -> tuple[str, str]:
+    """A prompt that contains the example's instruction, and the template that made it.
+
+    The release's own `prompt_format` is used when it has a slot for the instruction; otherwise the task
+    line of the old prompt (e.g. "Answer the following biology question...") becomes the instruction and the
+    example's question its input, in our Alpaca-style template.
+    """
+    from_release = _render_from_release_format(record)
+    if from_release is not None and normalize(record.instruction) in normalize(from_release):
+        return from_release, record.template
+    section = _INSTRUCTION_SECTION.search(record.prompt)
+    task = section.group(1).strip() if section else ""
+    question = record.instruction if not record.input else f"{record.instruction}\n\n{record.input}"
+    if task and normalize(task) != normalize(record.instruction):
+        name = "prompts/alpaca_input.j2"
+        return render(name, instruction=task, input=question), template_id(name)
+    name = "prompts/alpaca_input.j2" if record.input else "prompts/alpaca.j2"
+    return render(name, instruction=record.instruction, input=record.input or ""), template_id(name)
+
+
+def repair_record(record: Record) -> tuple[Record, list[str]]:
+    """The record with its prompt and responses repaired, and the names of the repairs applied."""
+    applied = []
+    prompt, template = record.prompt, record.template
+    if _prompt_omits_instruction(record):
+        prompt, template = rerender_prompt(record)
+        applied.append("prompt re-rendered")
+    responses = [strip_debris(r) for r in record.responses]
+    if responses != record.responses:
+        applied.append("debris stripped")
+    if not applied:
+        return record, applied
+    repaired = Record(
+        distribution=record.distribution, prompt=prompt, responses=responses, preferred=record.preferred,
+        group=record.group, provenance=record.provenance, template=template, instruction=record.instruction,
+        input=record.input, meta=record.meta,
+    )
+    return repaired, applied
+
+
+# -- label inversions (flagged only) -------------------------------------------------------------------
+
+_ASKS_FOR_WRONG = re.compile(r"\b(incorrect|wrong|unhelpful|false)\s+(answer|response)\b", re.I)
+
+
+def looks_inverted(record: Record, distribution_asks_for_wrong: bool) -> str | None:
+    """Why the label may contradict the prompt's own instruction, or None.
+
+    A prompt that asks for a wrong or unhelpful answer in a distribution whose other prompts do not is a
+    sign that the label was not flipped to match.
+    """
+    if _ASKS_FOR_WRONG.search(record.prompt) and not distribution_asks_for_wrong:
+        return "the prompt asks for a wrong or unhelpful answer but the distribution prefers correct ones"
+    return None
+
+
+# -- whole-version repairs -----------------------------------------------------------------------------
+
+class _Components:
+    """Union-find over examples: those sharing a key must be on one side of every split."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class _Row:
+    record: Record
+    split: str
+    original_id: str
+
+
+def _item_keys(row: _Row) -> list[str]:
+    keys = [f"prompt:{normalize(row.record.prompt)}"]
+    if row.record.group and not row.record.group.endswith(":unknown"):
+        keys.append(f"group:{row.record.group}")
+    if row.record.instruction and row.record.instruction.strip():
+        keys.append(f"instruction:{normalize(row.record.instruction)}")
+    return keys
+
+
+def _link_items(rows: list[_Row]) -> _Components:
+    """Link examples that share a key, ignoring keys so common they are template text, not items."""
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        for key in _item_keys(row):
+            by_key[key].append(i)
+    sizes = Counter(r.record.distribution for r in rows)
+    components = _Components(len(rows))
+    for key, members in by_key.items():
+        per_dist = Counter(rows[i].record.distribution for i in members)
+        if any(c >= COMMON_KEY_MIN and c > COMMON_KEY_SHARE * sizes[d] for d, c in per_dist.items()):
+            continue
+        for i in members[1:]:
+            components.union(members[0], i)
+    return components
+
+
+def _assign_sides(rows: list[_Row], components: _Components, seed: int) -> dict[int, str]:
+    """One side per component: the majority of its original splits, then per-distribution size repair."""
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(rows)):
+        members[components.find(i)].append(i)
+    side = {}
+    local: dict[str, list[int]] = defaultdict(list)
+    for root, idx in members.items():
+        votes = Counter(rows[i].split for i in idx)
+        side[root] = "test" if votes["test"] >= votes["train"] else "train"
+        dists = {rows[i].record.distribution for i in idx}
+        if len(dists) == 1:
+            local[dists.pop()].append(root)
+    want = Counter(r.record.distribution for r in rows if r.split == "test")
+    have = Counter(rows[i].record.distribution for root, idx in members.items() if side[root] == "test" for i in idx)
+    for dist, roots in local.items():
+        order = sorted(roots, key=lambda r: unit_hash("rebalance", seed, rows[members[r][0]].record.id))
+        _rebalance(order, {r: len(members[r]) for r in roots}, side, have[dist], want[dist])
+    return side
+
+
+def _rebalance(order: list[int], sizes: dict[int, int], side: dict[int, str], have: int, want: int) -> None:
+    """Move components (found in one distribution only) between sides until its test size is `want`."""
+    moving_from, moving_to, direction = ("test", "train", -1) if have > want else ("train", "test", 1)
+    for root in order:
+        if have == want:
+            return
+        if side[root] != moving_from or abs(have + direction * sizes[root] - want) > abs(have - want):
+            continue
+        side[root] = moving_to
+        have += direction * sizes[root]
+
+
+def _load_rows(version: Version) -> dict[str, list[_Row]]:
+    rows: dict[str, list[_Row]] = {}
+    for name in version.distributions:
+        rows[name] = [
+            _Row(record, split, record.id)
+            for split in SPLITS
+            for record in table_to_records(version.table(name, split))
+        ]
+    return rows
+
+
+def _is_constant(rows: list[_Row]) -> bool:
+    prompts = {normalize(r.record.prompt) for r in rows}
+    return len(rows) > 1 and len(prompts) <= max(1, len(rows) // 20)
+
+
+def _entry(row: _Row, **extra: Any) -> dict[str, Any]:
+    return {"row_key": row.record.provenance.row_key, "id": row.original_id, **extra}
+
+
+def _repair_examples(rows: list[_Row], changes: DistributionChanges) -> list[_Row]:
+    """Re-render, strip debris, remove invalid examples and exact duplicates inside a split."""
+    kept: list[_Row] = []
+    seen: set[tuple[str, str]] = set()
+    for row in sorted(rows, key=lambda r: (r.split, r.record.provenance.row_key or "", r.original_id)):
+        record, applied = repair_record(row.record)
+        if applied:
+            changes.rewritten.append({"row_key": row.record.provenance.row_key, "old_id": row.original_id,
+                                      "new_id": record.id, "changes": applied})
+        problems = record.problems()
+        if problems:
+            changes.removed.append(_entry(row, split=row.split, reason="invalid: " + "; ".join(problems)))
+            continue
+        if (row.split, record.id) in seen:
+            changes.removed.append(_entry(row, split=row.split, reason="exact duplicate inside the split"))
+            continue
+        seen.add((row.split, record.id))
+        kept.append(_Row(record, row.split, row.original_id))
+    return kept
+
+
+def _dedupe_after_move(rows: list[_Row], sides: dict[int, str], changes: dict[str, DistributionChanges]) -> list[_Row]:
+    """Examples identical to one already on the side they move to are duplicates now: remove them."""
+    final: list[_Row] = []
+    seen: set[tuple[str, str, str]] = set()
+    for i, row in enumerate(rows):
+        new_split = sides[i]
+        key = (row.record.distribution, new_split, row.record.id)
+        if key in seen:
+            changes[row.record.distribution].removed.append(
+                _entry(row, split=row.split, reason="exact duplicate of an example in the other split"))
+            continue
+        seen.add(key)
+        if new_split != row.split:
+            changes[row.record.distribution].moved.append(_entry(row, **{"from": row.split, "to": new_split}))
+        final.append(_Row(row.record, new_split, row.original_id))
+    return final
+
+
+def _flag_inversions(rows: list[_Row], changes: DistributionChanges) -> None:
+    asks = sum(bool(_ASKS_FOR_WRONG.search(r.record.prompt)) for r in rows)
+    distribution_asks = asks > len(rows) / 2
+    for row in rows:
+        reason = looks_inverted(row.record, distribution_asks)
+        if reason:
+            changes.flagged.append({"row_key": row.record.provenance.row_key, "id": row.record.id, "reason": reason})
+
+
+def repair_version(
+    source_ref: str,
+    out_root,
+    version: str,
+    *,
+    seed: int = 0,
+    dataset: str | None = None,
+) -> RepairReport:
+    """Repair an imported version into a new immutable version with a changelog."""
+    source = Version.open(source_ref)
+    if not source.distributions:
+        raise GeniesError(f"version {source.path} has no distributions to repair")
+    per_dist = _load_rows(source)
+    changes = {name: DistributionChanges(original_sizes={s: sum(r.split == s for r in rows) for s in SPLITS})
+               for name, rows in per_dist.items()}
+    dropped: dict[str, str] = {}
+    repaired_rows: list[_Row] = []
+    for name, rows in per_dist.items():
+        kept = _repair_examples(rows, changes[name])
+        if _is_constant(kept):
+            dropped[name] = "prompts are constant and the examples carry no instruction to re-render them from"
+            continue
+        if not kept:
+            dropped[name] = "no valid example left"
+            continue
+        _flag_inversions(kept, changes[name])
+        repaired_rows.extend(kept)
+    for name in dropped:
+        changes.pop(name)
+    sides_by_root = _assign_sides(repaired_rows, components := _link_items(repaired_rows), seed)
+    sides = {i: sides_by_root[components.find(i)] for i in range(len(repaired_rows))}
+    final_rows = _dedupe_after_move(repaired_rows, sides, changes)
+    exports = _exports(source, final_rows, changes, seed)
+    report = RepairReport(changes, dropped)
+    changelog = report.changelog(f"{source.manifest.get('dataset')}/{source.manifest.get('version')}", seed)
+    report.result = export_version(
+        out_root, dataset or source.manifest.get("dataset", "genies-release"), version, exports,
+        load_catalog().shifts_table(), seed=seed,
+        extra_files={"changelog.json": (json.dumps(changelog, indent=1, sort_keys=True) + "\n").encode("utf-8")},
+        manifest_extra={"repaired_from": changelog["repaired_from"], "repair_counts": report.counts(),
+                        "dropped_distributions": changelog["dropped_distributions"]},
+        card_context={"notes": human_summary(report)},
+    )
+    return report
+
+
+def _exports(source: Version, rows: list[_Row], changes: dict[str, DistributionChanges], seed: int) -> list[DistributionExport]:
+    by_dist: dict[str, dict[str, list[Record]]] = defaultdict(lambda: {s: [] for s in SPLITS})
+    for row in rows:
+        by_dist[row.record.distribution][row.split].append(row.record)
+    exports = []
+    for name, splits in sorted(by_dist.items()):
+        balanced = {s: balance_positions(recs, seed) for s, recs in splits.items()}
+        change = changes[name]
+        change.repaired_sizes = {s: len(r) for s, r in balanced.items()}
+        if change.repaired_sizes != change.original_sizes:
+            change.size_note = _size_note(change)
+        info = source.manifest["distributions"].get(name, {})
+        sources = {s: source.manifest.get("sources", {}).get(s, {}) for s in info.get("sources", [])}
+        exports.append(DistributionExport(
+            name=name, splits=balanced, sources=sources, templates=sorted({r.template for rs in balanced.values() for r in rs}),
+            notes={k: v for k, v in info.get("notes", {}).items()},
+        ))
+    return exports
+
+
+def _size_note(change: DistributionChanges) -> str:
+    removed = len(change.removed)
+    return (f"split sizes {change.original_sizes} -> {change.repaired_sizes}: {removed} removed, "
+            f"{len(change.moved)} moved to keep every item on one side of the split")
+
+
+def human_summary(report: RepairReport) -> str:
+    """The dataset card's account of the repair."""
+    totals = Counter()
+    for c in report.changes.values():
+        totals.update({"removed": len(c.removed), "moved": len(c.moved), "rewritten": len(c.rewritten),
+                       "flagged": len(c.flagged)})
+    lines = [
+        "This version repairs the original GENIES release. Every change is listed in `changelog.json`.",
+        "",
+        f"- {totals['removed']} examples removed (invalid after repair or exact duplicates)",
+        f"- {totals['moved']} examples moved between train and test so no item is on both sides of any split or shift",
+        f"- {totals['rewritten']} examples rewritten (prompts re-rendered to include their question, parse debris stripped)",
+        f"- {totals['flagged']} examples flagged as possibly inverted labels (not changed)",
+        "- response order re-shuffled with a seeded RNG so the preferred position is balanced",
+    ]
+    if report.dropped:
+        lines.append("- dropped distributions: " + "; ".join(f"{n} ({why})" for n, why in sorted(report.dropped.items())))
+    return "\n".join(lines)
+
