@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 HOST = "127.0.0.1"
+STATE: web.AppKey["_State"] = web.AppKey("state")
 Behaviour = str | dict[str, Any]
 
 
@@ -62,6 +63,8 @@ class _State:
         self.hits: Counter[str] = Counter()
         self.successes: Counter[str] = Counter()
         self.script_arrivals: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.Lock()
 
     def arrival(self, request_id: str) -> int:
@@ -105,7 +108,18 @@ def _completion(config: ServerConfig, request_id: str, text: str | None, message
 
 
 async def _chat(request: web.Request) -> web.Response:
-    state: _State = request.app["state"]
+    state: _State = request.app[STATE]
+    with state.lock:
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        return await _answer(request, state)
+    finally:
+        with state.lock:
+            state.in_flight -= 1
+
+
+async def _answer(request: web.Request, state: _State) -> web.Response:
     config = state.config
     raw = await request.read()
     try:
@@ -139,19 +153,19 @@ async def _misbehave(state: _State, request_id: str, behaviour: dict[str, Any], 
 
 
 async def _models(request: web.Request) -> web.Response:
-    model = request.app["state"].config.model
+    model = request.app[STATE].config.model
     return web.json_response({"object": "list", "data": [{"id": model, "object": "model", "owned_by": "tests"}]})
 
 
 async def _stats(request: web.Request) -> web.Response:
-    state: _State = request.app["state"]
+    state: _State = request.app[STATE]
     with state.lock:
         return web.json_response({"hits": dict(state.hits), "successes": dict(state.successes)})
 
 
 def make_app(config: ServerConfig) -> web.Application:
     app = web.Application()
-    app["state"] = _State(config)
+    app[STATE] = _State(config)
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/_stats", _stats)
@@ -172,15 +186,19 @@ class LLMServer:
 
     @property
     def hits(self) -> Counter[str]:
-        return self.app["state"].hits
+        return self.app[STATE].hits
 
     @property
     def successes(self) -> Counter[str]:
-        return self.app["state"].successes
+        return self.app[STATE].successes
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.app[STATE].max_in_flight
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, HOST, 0)
         self._loop.run_until_complete(site.start())

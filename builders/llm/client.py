@@ -212,7 +212,7 @@ class _WaitRetryAfter(wait_base):
 
     def __init__(self, initial_s: float, max_s: float) -> None:
         self.max_s = max_s
-        self.fallback = wait_exponential_jitter(initial=initial_s, max=max_s, jitter=initial_s)
+        self.fallback = wait_exponential_jitter(multiplier=initial_s, max=max_s, jitter=initial_s)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         error = retry_state.outcome.exception() if retry_state.outcome else None

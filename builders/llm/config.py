@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from builders.errors import GeniesError, check_name
+from builders.llm.accounting import default_prices
 
 DEFAULT_CACHE = Path.home() / ".cache" / "genies" / "llm.sqlite"
 
@@ -52,7 +53,7 @@ class LLMConfig:
     offline: bool = False
     dry_run: bool = False
     completion_tokens_guess: int = 256
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(default_prices()))
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -128,8 +129,6 @@ def resolve_config(
     The config file is `config_file`, else `$GENIES_LLM_CONFIG`, else none. Prices from the file are added
     to the packaged price table, so one model can be re-priced without restating the others.
     """
-    from builders.llm.accounting import default_prices
-
     environ = os.environ if environ is None else environ
     config_file = config_file or (Path(environ[CONFIG_FILE_VAR]) if environ.get(CONFIG_FILE_VAR) else None)
     from_file = read_config_file(config_file) if config_file else {}

@@ -280,8 +280,11 @@ class Engine:
                 progress.advance(task_id)
             return result
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(r)) for r in requests]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(one(r)) for r in requests]
+        except ExceptionGroup as failures:
+            raise failures.exceptions[0] from None  # e.g. bad credentials: the same cause in every task
         return [t.result() for t in tasks]
 
     def run_batch(self, requests: Iterable[ChatRequest], *, show_progress: bool = True) -> list[ChatResult]:
