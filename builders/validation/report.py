@@ -79,16 +79,17 @@ def plot_positions(stats: pl.DataFrame, path: Path) -> None:
     """Stacked share of the preferred position per distribution: a balanced one shows even stripes."""
     names = stats["dist"].to_list()
     fig, ax = plt.subplots(figsize=(8, _figure_height(len(names))))
+    rows = np.arange(len(names))
     left = np.zeros(len(names))
     for p in range(4):
         values = stats[f"pos{p}"].fill_null(0).to_numpy()
-        ax.barh(names, values, left=left, label=f"position {p}")
+        ax.barh(rows, values, left=left, label=f"position {p}")
         left += values
+    ax.set_yticks(rows, names, fontsize=7)
     ax.invert_yaxis()
     ax.set(xlabel="share of examples", xlim=(0, 1), title="Preferred response position")
-    ax.tick_params(axis="y", labelsize=7)
     ax.legend(loc="lower right", fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.3, right=0.97)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -110,7 +111,7 @@ def plot_overlap(report: ValidationReport, path: Path) -> None:
     ax.set_yticks(range(len(names)), names, fontsize=6)
     ax.set(xlabel="test split of", ylabel="train split of", title="Overlapping test examples (log10(n+1))")
     fig.colorbar(image, ax=ax, shrink=0.7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.25, bottom=0.25, right=0.95, top=0.95)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -123,11 +123,14 @@ def _release_metadata(entry: Any) -> Iterable[dict]:
             yield from _release_metadata(value)
 
 
-def declared_sources(entry: dict) -> set[str]:
-    names = {str(s) for s in entry.get("sources", [])}
+def declared_source_sets(entry: dict) -> list[set[str]]:
+    """Each list of source names the manifest entry declares: its `sources`, and the `external_datasets` of
+    imported release metadata. They are checked separately: an import declares its own source besides
+    the release's list."""
+    declared = [{str(s) for s in entry.get("sources", [])}]
     for metadata in _release_metadata(entry):
-        names |= {str(d.get("name")) for d in metadata.get("external_datasets") or [] if d.get("name")}
-    return names
+        declared.append({str(d.get("name")) for d in metadata.get("external_datasets") or [] if d.get("name")})
+    return [names for names in declared if names]
 
 
 def data_fields(rows: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
@@ -173,10 +176,11 @@ def metadata_sources(loaded: LoadedVersion) -> list[Finding]:
     frame = loaded.frame.with_columns(source=pl.col("provenance").struct.field("source"))
     findings = []
     for dist, entry in sorted(loaded.manifest.get("distributions", {}).items()):
-        declared = declared_sources(entry)
-        finding = _unused_sources(dist, declared, frame.filter(pl.col("dist") == dist)) if declared else None
-        if finding is not None:
-            findings.append(finding)
+        rows = frame.filter(pl.col("dist") == dist)
+        for declared in declared_source_sets(entry):
+            finding = _unused_sources(dist, declared, rows)
+            if finding is not None:
+                findings.append(finding)
         for wrong in _wrong_ids(dist, entry):
             findings.append(Finding(dist, 1, 1, [], f"release metadata id is {wrong!r}, not {dist!r}"))
     return findings

@@ -11,7 +11,7 @@ from typing import Any
 from builders.errors import check_name
 from builders.export import Version
 from builders.validation.data import LoadedVersion, load_version
-from builders.validation.registry import CHECKS, Check, Finding
+from builders.validation.registry import CHECKS, SEVERITIES, Check, Finding
 
 
 @dataclass
@@ -74,10 +74,11 @@ class ValidationReport:
 
 
 def select_checks(names: Iterable[str] | None) -> list[Check]:
-    """The named checks (every check when none are named); unknown names get the closest suggestions."""
-    if not names:
-        return list(CHECKS.values())
-    return [CHECKS[check_name(n.strip(), CHECKS, "check")] for n in names if n.strip()]
+    """The named checks (every check when none are named), errors first; unknown names get the closest
+    suggestions."""
+    chosen = [CHECKS[check_name(n.strip(), CHECKS, "check")] for n in names or () if n.strip()]
+    order = list(CHECKS)
+    return sorted(chosen or CHECKS.values(), key=lambda c: (SEVERITIES.index(c.severity), order.index(c.name)))
 
 
 def _skipped_shift_notes(loaded: LoadedVersion) -> list[str]:
