@@ -20,8 +20,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
-import httpx2
-import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from tenacity.wait import wait_base
 
@@ -126,15 +124,20 @@ class OpenAIChatClient:
     """
 
     def __init__(self, base_url: str, api_key: str | None, timeout_s: float) -> None:
+        import httpx2
+        import openai  # deferred: the SDK takes about a second to import and most builds send nothing
+
+        self._sdk, self._response_type = openai, httpx2.Response
         self._openai = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0,
             http_client=openai.DefaultAioHttpClient(timeout=timeout_s),
         )
 
     async def complete(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Answer:
+        openai = self._sdk
         try:
             response = await self._openai.post(
-                "/chat/completions", body=dict(payload), cast_to=httpx2.Response,
+                "/chat/completions", body=dict(payload), cast_to=self._response_type,
                 options={"headers": dict(headers)},
             )
         except openai.APIStatusError as exc:
@@ -189,7 +192,7 @@ def make_client(transport: str, base_url: str, api_key: str | None, timeout_s: f
     return TRANSPORTS[transport](base_url, api_key, timeout_s)
 
 
-def _error_message(exc: openai.APIStatusError) -> str:
+def _error_message(exc: Exception) -> str:
     try:
         return exc.response.text[:500]
     except Exception:  # a streamed or already-closed body: the SDK's own message is all there is
