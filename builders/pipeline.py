@@ -35,7 +35,9 @@ from builders.export import MANIFEST, DistributionExport, ExportResult, export_v
 from builders.registry import Builder, BuildContext, Reject, discover
 from builders.resources import SOURCES_DIR, TEMPLATES_DIR
 from builders.schema import Record
-from builders.sources import SourceUnavailable
+from builders.sources import SourceUnavailable, cached_entry, mirror_dirs, source_spec
+from builders.sources.cache import cache_root
+from builders.sources.mirror import holding_mirror
 from builders.splits import balance_positions, dedupe_by_prompt, group_split
 from builders.templating import check_template, template_id, template_variables
 
@@ -46,7 +48,6 @@ NO_LLM_REASON = "needs the LLM engine (set OPENAI_BASE_URL and OPENAI_API_KEY)"
 
 BUILT, SKIPPED, FAILED = "built", "skipped", "failed"
 NEEDS_BUILDER, NEEDS_LLM, NEEDS_SOURCE = "no_builder", "needs_llm", "needs_source"
-ENVIRONMENT_SKIPS = {NEEDS_LLM, NEEDS_SOURCE}
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class DistributionResult:
     status: str
     reason: str = ""
     skip_kind: str = ""
+    needs: str = ""  # the source a `needs_source` skip waits for
     splits: dict[str, list[Record]] = field(default_factory=dict)
     context: BuildContext | None = None
     detail: str = ""
@@ -272,7 +274,7 @@ def build_distribution(name: str, options: BuildOptions, llm: Any = None) -> Dis
     except SourceUnavailable as exc:
         needed = ctx.requested_sources[-1] if ctx.requested_sources else "?"
         result = _skip(name, NEEDS_SOURCE, f"needs source {needed}")
-        result.detail = exc.message
+        result.needs, result.detail = needed, exc.message
         return result
     except GeniesError as exc:
         return DistributionResult(name, FAILED, reason=exc.message, context=ctx, detail=str(exc))
@@ -340,12 +342,25 @@ def _existing_manifest(root: Path, dataset: str, version: str) -> dict[str, Any]
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _is_noop(manifest: dict[str, Any] | None, fingerprint: str) -> bool:
-    """Same fingerprint, and nothing was skipped for a reason this environment might now lift."""
+def source_available(name: str, options: BuildOptions) -> bool:
+    """Whether a build could now read source `name` (a mirror or the cache holds it), without loading it."""
+    spec = source_spec(name)
+    root = cache_root(options.cache_dir)
+    return holding_mirror(spec, [*mirror_dirs(options.mirror), root / "mirror"]) is not None or (
+        cached_entry(spec, root) is not None
+    )
+
+
+def _is_noop(manifest: dict[str, Any] | None, fingerprint: str, request: BuildRequest) -> bool:
+    """Same fingerprint, and nothing skipped last time could be built now (a source or LLM appeared)."""
     if manifest is None or manifest.get("build_fingerprint") != fingerprint:
         return False
-    skipped = manifest.get("build", {}).get("skipped", {})
-    return not any(s.get("kind") in ENVIRONMENT_SKIPS for s in skipped.values())
+    skipped = manifest.get("build", {}).get("skipped", {}).values()
+    if request.llm is not None and any(s.get("kind") == NEEDS_LLM for s in skipped):
+        return False
+    return not any(
+        s.get("kind") == NEEDS_SOURCE and source_available(s.get("needs", ""), request.options) for s in skipped
+    )
 
 
 def _results_from_manifest(manifest: dict[str, Any]) -> list[DistributionResult]:
@@ -393,7 +408,7 @@ def run_build(
     fingerprint = build_fingerprint(inputs)
     version = request.version or default_version(fingerprint)
     existing = _existing_manifest(request.out, request.dataset, version)
-    if _is_noop(existing, fingerprint):
+    if _is_noop(existing, fingerprint, request):
         report = BuildReport(request.dataset, version, fingerprint, _results_from_manifest(existing), noop=True)
         report.export = ExportResult(Path(request.out) / request.dataset / version, "unchanged", existing)
         report.seconds = time.perf_counter() - started
@@ -449,7 +464,10 @@ def _write_version(report: BuildReport, request: BuildRequest, inputs: dict[str,
     build_section = {
         "inputs": inputs,
         "limit": request.options.limit,
-        "skipped": {r.name: {"kind": r.skip_kind, "reason": r.reason} for r in report.with_status(SKIPPED)},
+        "skipped": {
+            r.name: {"kind": r.skip_kind, "reason": r.reason, **({"needs": r.needs} if r.needs else {})}
+            for r in report.with_status(SKIPPED)
+        },
     }
     return export_version(
         request.out,

@@ -1,0 +1,123 @@
+"""Procedural generators: every item has exactly one correct answer, proved by independent solvers."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from fractions import Fraction
+
+import pytest
+
+from builders.generators.crt import dollars, generate_crt, is_correct, solve_cheaper_price
+from builders.generators.ranking import Above, AtRank, count_orderings, generate_ranking
+from builders.generators.raven import CONFIGURATIONS, generate_numeric, generate_raven, solve_raven, violations
+from builders.generators.rules import completes, infer_answer
+
+
+def brute_force_orderings(n: int, clues) -> list[tuple[int, ...]]:
+    """Every ranking (most first) satisfying the clues, by enumerating all permutations."""
+    found = []
+    for order in itertools.permutations(range(n)):
+        rank = {item: r for r, item in enumerate(order)}
+        if all(rank[c.higher] < rank[c.lower] if isinstance(c, Above) else rank[c.item] == c.rank for c in clues):
+            found.append(order)
+    return found
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 7])
+def test_ranking_puzzles_have_one_solution_and_the_answer_holds_the_asked_rank(n):
+    for seed in range(12 if n < 7 else 4):
+        puzzle = generate_ranking(random.Random(seed), n)
+        solutions = brute_force_orderings(n, puzzle.clues)
+        assert solutions == [puzzle.order]
+        assert puzzle.order[puzzle.asked_rank] == puzzle.answer
+        assert puzzle.consistent_answers() == [puzzle.answer]
+        assert puzzle.answer not in puzzle.distractors and len(set(puzzle.distractors)) == len(puzzle.distractors)
+
+
+def test_ranking_clues_are_tight_and_never_state_the_answer():
+    for seed in range(15):
+        puzzle = generate_ranking(random.Random(seed), 4)
+        for dropped in puzzle.clues:
+            rest = [c for c in puzzle.clues if c != dropped]
+            assert len(brute_force_orderings(4, rest)) > 1, "every clue must be needed"
+        assert AtRank(puzzle.answer, puzzle.asked_rank) not in puzzle.clues
+
+
+def test_count_orderings_matches_brute_force_including_contradictions():
+    rng = random.Random(7)
+    for _ in range(40):
+        clues = [Above(*rng.sample(range(5), 2)) for _ in range(rng.randint(0, 5))]
+        clues += [AtRank(rng.randrange(5), rng.randrange(5)) for _ in range(rng.randint(0, 2))]
+        assert count_orderings(5, clues, limit=200) == len(brute_force_orderings(5, clues))
+
+
+def test_ranking_text_uses_the_theme_and_rank_words():
+    puzzle = generate_ranking(random.Random(3), 7)
+    words = {puzzle.theme.most, puzzle.theme.least}
+    assert any(w in puzzle.question for w in words)
+    assert all(puzzle.objects[c.higher] in puzzle.clue_text(c) for c in puzzle.clues if isinstance(c, Above))
+
+
+@pytest.mark.parametrize(
+    ("visible", "expected"),
+    [
+        ([[1, 2, 3], [4, 5, 6], [2, 3]], 4),  # progression +1
+        ([[3, 1, 4], [5, 2, 7], [1, 1]], 2),  # arithmetic a + b
+        ([[1, 5, 9], [5, 9, 1], [9, 1]], 5),  # distribute_three
+        ([[7, 7, 7], [2, 2, 2], [4, 4]], 4),  # constant
+        ([[3, 0, 3], [5, 0, 5], [4, 2]], None),  # a + b and a - b both fit rows 1-2: ambiguous
+    ],
+)
+def test_rule_inference_on_hand_made_grids(visible, expected):
+    assert infer_answer(visible) == expected
+
+
+@pytest.mark.parametrize("configuration", sorted(CONFIGURATIONS))
+def test_raven_items_have_one_correct_candidate_and_distractors_break_one_attribute(configuration):
+    for seed in range(10):
+        puzzle = generate_raven(random.Random(seed), configuration)
+        visible = list(puzzle.panels[:-1])
+        assert violations(configuration, visible, puzzle.answer) == []
+        broken = [violations(configuration, visible, d) for d in puzzle.distractors]
+        assert [len(b) for b in broken] == [1, 1, 1]
+        assert [b[0] for b in broken] == list(puzzle.broken)
+        texts = [puzzle.candidate_text(p) for p in (puzzle.answer, *puzzle.distractors)]
+        assert len(set(texts)) == 4
+        expected = solve_raven(configuration, visible)
+        assert all(v is not None for k, v in expected.items() if not k.endswith(".position"))
+
+
+def test_raven_configurations_have_the_i_raven_structure():
+    assert len(CONFIGURATIONS) == 7
+    components = {name: [slots for _, slots in parts] for name, parts in CONFIGURATIONS.items()}
+    assert components["distribute_nine"] == [9]
+    assert components["in_distribute_four_out_center_single"] == [1, 4]
+    puzzle = generate_raven(random.Random(0), "distribute_nine")
+    assert len(puzzle.rows_text()) == 3 and [len(r) for r in puzzle.rows_text()] == [3, 3, 2]
+
+
+def test_numeric_patterns_have_exactly_one_completing_candidate():
+    for seed in range(60):
+        puzzle = generate_numeric(random.Random(seed))
+        visible = [list(puzzle.grid[0]), list(puzzle.grid[1]), list(puzzle.grid[2][:2])]
+        candidates = [puzzle.answer, *puzzle.distractors]
+        assert len(set(candidates)) == 4
+        assert [completes(visible, c) for c in candidates] == [True, False, False, False]
+
+
+def test_crt_items_have_computed_correct_and_intuitive_answers():
+    for seed in range(100):
+        item = generate_crt(random.Random(seed))
+        assert is_correct(item, item.correct_cents)
+        assert not is_correct(item, item.intuitive_cents)
+        assert item.correct_cents.denominator == 1 and item.correct_cents > 0
+        assert dollars(item.correct_cents) != dollars(item.intuitive_cents)
+        assert dollars(item.total_cents) in item.question and dollars(item.difference_cents) in item.question
+
+
+def test_crt_classic_bat_and_ball():
+    assert solve_cheaper_price(110, 100) == Fraction(5)
+    assert dollars(5) == "$0.05" and dollars(123456) == "$1,234.56"
+    with pytest.raises(ValueError):
+        dollars(Fraction(11, 2))
