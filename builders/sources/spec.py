@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ class SourceSpec:
         """True when the content is pinned by recorded checksums or an upstream revision."""
         return bool(self.checksums or self.upstream.revision)
 
-    @property
+    @cached_property
     def revision(self) -> str:
         """The pinned identity of the content: a digest over the recorded checksums, else the revision."""
         if self.checksums:
