@@ -22,6 +22,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,7 @@ class Received:
     path: str
     status: int
     authorization: str | None
+    at: float
 
 
 class HubStandIn:
@@ -189,7 +191,7 @@ class HubStandIn:
         except HubError as exc:
             response = _error(exc.status, exc.message, exc.headers)
         self.received.append(Received(request.method, route, request.path, response.status,
-                                      request.headers.get("Authorization")))
+                                      request.headers.get("Authorization"), time.monotonic()))
         return response
 
     @web.middleware

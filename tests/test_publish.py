@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import datasets
+import httpx2
 import huggingface_hub
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
+from huggingface_hub.errors import HfHubHTTPError
 
 from builders.catalog import load_catalog
 from builders.cli import main
@@ -19,6 +21,7 @@ from builders.errors import GeniesError
 from builders.export import DistributionExport, Version, export_version
 from builders.publishing import RetryPolicy, dry_run, publish_version
 from builders.publishing.card import hub_license_id, most_restrictive
+from builders.publishing.hub import _retry_after
 from builders.schema import PAIRWISE_SCHEMA, RECORD_SCHEMA, Provenance, Record
 from builders.splits import group_split
 from tests.hub_server import HubStandIn
@@ -69,7 +72,8 @@ def hub(monkeypatch: pytest.MonkeyPatch):
 
 
 def _publish(hub: HubStandIn, ref: Path, **kwargs):
-    return publish_version(ref, REPO_ID, endpoint=hub.endpoint, token=hub.token, retry=FAST, **kwargs)[0]
+    kwargs.setdefault("retry", FAST)
+    return publish_version(ref, REPO_ID, endpoint=hub.endpoint, token=hub.token, **kwargs)[0]
 
 
 def _card_metadata(text: str) -> dict:
@@ -230,17 +234,24 @@ def test_a_concurrent_commit_is_replanned_on_the_new_head(hub: HubStandIn, versi
 
 def test_retryable_errors_are_retried_honouring_retry_after(hub: HubStandIn, version_dir: Path) -> None:
     hub.fail("refs", 503, times=2)
-    hub.fail("commit", 429, times=1, headers={"Retry-After": "0"})
+    hub.fail("commit", 429, times=1, headers={"Retry-After": "0.3"})
     hub.fail("tag", 502, times=1)
-    result = _publish(hub, version_dir)
+    result = _publish(hub, version_dir, retry=RetryPolicy(attempts=3, base_wait=0.01, max_wait=1.0))
     assert result.status == "published"
     by_route = {}
     for r in hub.received:
         by_route.setdefault(r.route, []).append(r.status)
-    assert by_route["refs"] == [503, 503, 200]
+    assert by_route["refs"][:3] == [503, 503, 200]
     assert by_route["commit"] == [429, 200]
     assert by_route["tag"] == [502, 200]
     assert len(hub.commits) == 1
+    limited, retried = [r.at for r in hub.received if r.route == "commit"]
+    assert retried - limited >= 0.3  # Retry-After honoured although the backoff alone would wait 0.01 s
+
+
+def test_the_hub_rate_limit_header_sets_the_wait() -> None:
+    response = httpx2.Response(429, headers={"RateLimit": '"api";r=0;t=7'}, request=httpx2.Request("GET", "http://x"))
+    assert _retry_after(HfHubHTTPError("limited", response=response)) == 7.0
 
 
 @pytest.mark.parametrize(

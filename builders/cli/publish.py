@@ -64,7 +64,8 @@ def publish_command(
         else:
             result, files = publish_version(version.path, repo, private=private, branch=revision,
                                             endpoint=os.environ.get("HF_ENDPOINT"), on_file=advance)
-    console.print(_files_table(files))
+    if files:
+        console.print(_files_table(files))
     console.print(_result_table(result))
 
 

@@ -94,6 +94,10 @@ def publish_version(
     token = token or get_token()
     publisher = HubPublisher(repo_id, endpoint=endpoint, token=token, branch=branch, private=private, retry=retry)
     tag = tag_for(version.manifest["version"])
+    publisher.ensure_repository()
+    done = publisher.already_published(tag, (version.path / MANIFEST).read_bytes())
+    if done is not None:
+        return done, []
     with tempfile.TemporaryDirectory(prefix="genies-publish-") as tmp:
         staged = stage_repository(version, repo_id, Path(tmp), on_file)
         result = publisher.publish(staged, tag, lambda existing: _write_card(staged, tag, existing, token))

@@ -18,11 +18,10 @@ message, log line or file this module writes.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,11 +29,12 @@ import httpx2
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.hf_api import RepoFile
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 from huggingface_hub.utils.sha import git_hash
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from builders.errors import GeniesError
+from builders.export import MANIFEST
 from builders.publishing.layout import CARD, DATA_DIR, StagedRepository
 
 REPO_TYPE = "dataset"
@@ -48,7 +48,7 @@ class RetryPolicy:
 
     attempts: int = 5
     base_wait: float = 1.0
-    max_wait: float = 30.0
+    max_wait: float = 60.0
     conflict_attempts: int = 5
 
 
@@ -97,20 +97,15 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
-    """Seconds the server asked us to wait (Retry-After as seconds or an HTTP date), if it said so."""
+    """Seconds the Hub asked us to wait: its `RateLimit` reset when exhausted, else `Retry-After` seconds."""
     if not isinstance(exc, HfHubHTTPError):
         return None
-    value = exc.response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
-    except (TypeError, ValueError):
-        return None
+    headers = exc.response.headers
+    limit = parse_ratelimit_headers(headers)
+    if limit is not None and limit.remaining == 0:
+        return float(limit.reset_in_seconds)
+    value = headers.get("Retry-After", "").strip()
+    return float(value) if re.fullmatch(r"\d+(\.\d+)?", value) else None
 
 
 def _server_detail(exc: HfHubHTTPError) -> str:
@@ -226,7 +221,6 @@ class HubPublisher:
 
     def publish(self, staged: StagedRepository, tag: str, write_card: Callable[[str | None], None]) -> PublishResult:
         """Commit `staged` (card written by `write_card(existing_card)`) and tag it; a no-op when already tagged."""
-        self.ensure_repository()
         for _ in range(self.retry.conflict_attempts):
             head, tags = self.refs()
             if tag in tags:
@@ -267,6 +261,16 @@ class HubPublisher:
             return info.oid
 
         return self._call("commit", commit)
+
+    def already_published(self, tag: str, manifest: bytes) -> PublishResult | None:
+        """The cheap no-op check, before anything is staged: the tag exists and holds this very manifest."""
+        _, tags = self.refs()
+        if tag not in tags:
+            return None
+        remote = self.remote_files(tags[tag]).get(MANIFEST)
+        if remote is None or remote.blob_id != git_hash(manifest):
+            return None
+        return PublishResult("unchanged", self.repo_id, tag, tags[tag], url=self._url(tag))
 
     def _verify_tagged(self, staged: StagedRepository, tag: str, commit: str) -> PublishResult:
         remote = self.remote_files(commit)
