@@ -82,15 +82,16 @@ def run(args: argparse.Namespace, base_url: str, cache: Path) -> int:
                             step="benchmark", params={"max_tokens": 32})
                 for i in range(args.requests)]
     with Engine(config) as engine:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         results = engine.run_batch(requests)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     stats = engine.stats.total()
     unanswered = [r for r in results if not r.ok]
     print(f"transport      {args.transport}")
     print(f"requests       {len(requests)}")
     print(f"wall time      {wall:.3f} s")
     print(f"requests/s     {len(requests) / wall:.1f}")
+    print(f"client CPU     {cpu:.3f} s  ({cpu / len(requests) * 1000:.2f} ms per request)")
     print(f"sent           {stats.sent}")
     print(f"cache hits     {stats.hits}")
     print(f"retries        {stats.retries}")

@@ -223,6 +223,7 @@ class Engine:
         return ChatResult(key, step, "dry_run", text=placeholder, model=keyed["model"])
 
     async def _send(self, step: str, key: str, keyed: Mapping[str, Any], state: _LoopState) -> ChatResult:
+        """Send one request; its outcome is committed to the cache (off the event loop) before returning."""
         stats = self.stats.step(step)
         stats.sent += 1
         payload = {"model": keyed["model"], "messages": keyed["messages"], **keyed["params"]}
@@ -238,13 +239,13 @@ class Engine:
         except RequestError as exc:
             stats.refused += 1
             if exc.cacheable:
-                self.cache.put(key, keyed, "error", {"status": exc.status, "message": exc.message})
+                await asyncio.to_thread(self.cache.put, key, keyed, "error", {"status": exc.status, "message": exc.message})
             return ChatResult(key, step, "error", reason=str(exc))
         except RetryableError as exc:
             stats.failed += 1
             return ChatResult(key, step, "failed",
                               reason=f"gave up after {self.config.max_attempts} attempts: {exc.reason}")
-        self.cache.put(key, keyed, "answer", answer.to_cache())
+        await asyncio.to_thread(self.cache.put, key, keyed, "answer", answer.to_cache())
         stats.prompt_tokens += answer.prompt_tokens
         stats.completion_tokens += answer.completion_tokens
         stats.add_cost(cost_usd(self.config.prices, keyed["model"], answer.prompt_tokens, answer.completion_tokens))
