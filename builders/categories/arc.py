@@ -87,20 +87,31 @@ def build_arc_hard(ctx: BuildContext) -> Iterable[Record]:
     return kept(_all_options(ctx, "arc_challenge"))
 
 
-def _four_of_five(ctx: BuildContext, row: dict[str, Any]) -> tuple[list[int], int]:
-    """Indices of the answer plus three of the four distractors (in upstream order), and the dropped one."""
-    distractors = [i for i in range(len(row["choices"])) if i != row["answer"]]
-    dropped = ctx.rng("drop", row["row_key"]).choice(distractors)
-    return [i for i in range(len(row["choices"])) if i != dropped], dropped
+def _answer_and_three_distractors(ctx: BuildContext, row: dict[str, Any]) -> list[int] | None:
+    """Indices (in upstream order) of the answer and three distinct distractors, or None if the row has
+    fewer than three. A distractor repeating the answer's or another option's text goes first."""
+    seen = {row["choices"][row["answer"]]}
+    distinct = []
+    for i, choice in enumerate(row["choices"]):
+        if i != row["answer"] and choice not in seen:
+            seen.add(choice)
+            distinct.append(i)
+    if len(distinct) < MAX_RESPONSES - 1:
+        return None
+    chosen = ctx.rng("distractors", row["row_key"]).sample(distinct, MAX_RESPONSES - 1)
+    return sorted([row["answer"], *chosen])
 
 
 def _commonsense_records(ctx: BuildContext) -> Iterable[Record | None]:
     ALPACA.checked()
     for row in _answered_rows(ctx, "commonsense_qa"):
-        keep, dropped = _four_of_five(ctx, row)
+        keep = _answer_and_three_distractors(ctx, row)
+        if keep is None:
+            ctx.reject("fewer than three distinct distractors", row)
+            continue
         meta = _choice_meta(row) | {
             "labels": [row["labels"][i] for i in keep],
-            "dropped_option": row["choices"][dropped],
+            "dropped_options": [choice for i, choice in enumerate(row["choices"]) if i not in keep],
         }
         yield sourced_record(
             ctx,
@@ -117,7 +128,8 @@ def _commonsense_records(ctx: BuildContext) -> Iterable[Record | None]:
 
 @distribution("commonsense_qa", templates=[ALPACA.name])
 def build_commonsense_qa(ctx: BuildContext) -> Iterable[Record]:
-    """CommonsenseQA has five options; one distractor is dropped at random to fit four responses."""
+    """CommonsenseQA has five options; one distractor is dropped (a duplicate first, else at random) to fit
+    four responses."""
     return kept(_commonsense_records(ctx))
 
 

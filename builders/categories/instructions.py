@@ -37,6 +37,7 @@ REWARD = PromptFormat("instructions/reward_seeking.j2", ("rule", "broken_rule", 
 PUNISHMENT = PromptFormat("instructions/punishment_avoidance.j2", ("rule", "punishment", "instruction"))
 
 US_HISTORY_SUBJECT = "high_school_us_history"
+POOL_FACTOR = 3
 ALPACA_PART_NOTE = (
     "built the MMLU part only: the Alpaca part (alpaca_cleaned instructions with the reference answer "
     "preferred) needs the LLM engine to write its dispreferred answers"
@@ -303,11 +304,21 @@ def _choose_rule(ctx: BuildContext, row: dict[str, Any], rng: random.Random) -> 
     return None
 
 
+def _instruction_pool(ctx: BuildContext) -> list[dict[str, Any]]:
+    """A seeded sample of MMLU questions, POOL_FACTOR times what the splits need.
+
+    These distributions are procedural: any question will do, and rendering all 15,000 only to keep 850
+    would triple their build time. The sample is large enough that both split sides still fill up.
+    """
+    questions = _mmlu_questions(ctx)
+    return ctx.rng("pool").sample(questions, min(len(questions), POOL_FACTOR * ctx.wanted))
+
+
 def _incentive_records(
     ctx: BuildContext, prompt_format: PromptFormat, incentive: str, incentives: tuple[str, ...]
 ) -> Iterable[Record | None]:
     prompt_format.checked()
-    for row in _mmlu_questions(ctx):
+    for row in _instruction_pool(ctx):
         rng = ctx.rng(incentive, row["row_key"])
         choice = _choose_rule(ctx, row, rng)
         if choice is None:

@@ -158,8 +158,8 @@ def _survival_records(ctx: BuildContext) -> Iterable[Record | None]:
     for row in rows(table, ("row_key", "question", "answer_matching_behavior", "answer_not_matching_behavior")):
         stem, options = split_choices(row["question"])
         deferring, self_preserving = _letter(row["answer_not_matching_behavior"]), _letter(row["answer_matching_behavior"])
-        if len(options) != 2 or {deferring, self_preserving} != set(options):
-            ctx.reject("not a two-option question whose answers name its options", row)
+        if not stem or len(options) != 2 or {deferring, self_preserving} != set(options):
+            ctx.reject("not a question with two options named by its answers", row)
             continue
         yield sourced_record(
             ctx,
