@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -116,6 +117,7 @@ def test_dry_run_card_states_license_citations_and_manifest(version_dir: Path, t
     assert [s["num_examples"] for s in infos["toy_a"]["splits"]] == [16, 8]
     assert "**mmlu**: mit" in text and "**alpaca**: cc-by-nc-4.0" in text
     assert "clymer2023generalization" in text
+    assert "hendrycks2021measuring" in text  # the MMLU citation, read from sources/mmlu.toml
     assert Version.open(version_dir).manifest["content_sha256"] in text
     assert (tmp_path / "repo" / "manifest.json").read_bytes() == (version_dir / "manifest.json").read_bytes()
 
@@ -139,6 +141,17 @@ def test_dry_run_refuses_a_non_empty_folder_and_reserved_names(version_dir: Path
     assert not (tmp_path / "out").exists()
     with pytest.raises(GeniesError, match="ORG/NAME"):
         dry_run(version_dir, "no-namespace", tmp_path / "out")
+
+
+def test_a_manifest_holding_the_token_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_leaked_in_a_command_line")
+    exports = [DistributionExport("toy_a", {"train": _records("toy_a", 4), "test": _records("toy_a", 2, "!")})]
+    leaky = export_version(tmp_path / "art", "genies", "1.0.0", exports, load_catalog().shifts_table(),
+                           manifest_extra={"command": "genies build --token hf_leaked_in_a_command_line"}).path
+    with pytest.raises(GeniesError, match="contains the Hugging Face token"):
+        dry_run(leaky, REPO_ID, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert "hf_leaked" not in str(list(tmp_path.iterdir()))
 
 
 def test_license_is_the_most_restrictive() -> None:
@@ -273,6 +286,30 @@ def test_hub_errors_get_clear_messages(hub: HubStandIn, version_dir: Path, route
         _publish(hub, version_dir)
     assert error.value.hint
     assert hub.token not in str(error.value)
+
+
+def test_an_unreachable_hub_says_so(version_dir: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with pytest.raises(GeniesError, match="could not reach the Hub"):
+        publish_version(version_dir, REPO_ID, endpoint=endpoint, token="hf_x", retry=FAST)
+
+
+def test_a_new_version_is_a_second_commit_and_the_old_tag_stays_reachable(
+    hub: HubStandIn, version_dir: Path, tmp_path: Path
+) -> None:
+    first = _publish(hub, version_dir)
+    newer = make_version(tmp_path / "art", names=("toy_a",), version="1.1.0", salt=" v2")
+    second = _publish(hub, newer)
+    repo = hub.repos[REPO_ID]
+    assert repo.tags == {"v1.0.0": first.commit, "v1.1.0": second.commit} and len(hub.commits) == 2
+    assert hub.files(REPO_ID, "v1.0.0") == hub.files(REPO_ID, first.commit)
+    main_files = hub.files(REPO_ID, "main")
+    toy_a = "data/toy_a/train-00000-of-00001.parquet"
+    assert main_files[toy_a] != hub.files(REPO_ID, "v1.0.0")[toy_a]
+    assert "data/toy_b/train-00000-of-00001.parquet" in main_files  # configs of older versions are kept
+    assert _config_names(_card_metadata(main_files["README.md"].decode())) == ["pairs", "shifts", "toy_a", "toy_b"]
 
 
 def test_a_tag_with_different_content_is_refused(hub: HubStandIn, version_dir: Path, tmp_path: Path) -> None:
