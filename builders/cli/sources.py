@@ -19,6 +19,7 @@ from builders.sources import (
     load_source,
     lock_checksums,
     mirror_dirs,
+    source_available,
     source_spec,
     verify_source,
 )
@@ -26,7 +27,7 @@ from builders.sources.mirror import MIRROR_ENV, holding_mirror
 from builders.sources.spec import format_checksum_file
 
 sources_app = typer.Typer(
-    help="Raw upstream datasets: list them, pull them into the cache, verify a mirror's checksums.",
+    help="Raw upstream datasets: list them, pull them into the cache, verify a mirror's checksums.\n\nExample: [bold]genies sources pull --mirror ../shared/sources[/]",
     no_args_is_help=True,
 )
 
@@ -121,7 +122,7 @@ def pull_command(
 
 def _pull_one(spec: SourceSpec, mirrors: list[Path], cache_dir: Path | None, offline: bool, explicit: bool) -> tuple:
     started = time.perf_counter()
-    if mirrors and not explicit and holding_mirror(spec, mirrors) is None and cached_entry(spec, cache_dir) is None:
+    if mirrors and not explicit and not source_available(spec.name, mirrors, cache_dir):
         return spec.name, "skipped: not in the mirror", "-", "-", spec.revision or "unpinned", "-"
     try:
         loaded = load_source(spec.name, mirror=mirrors, cache_dir=cache_dir, offline=offline)

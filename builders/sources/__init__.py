@@ -51,6 +51,7 @@ __all__ = [
     "lock_checksums",
     "mirror_dirs",
     "raw_schema",
+    "source_available",
     "source_spec",
     "verify_source",
 ]
@@ -100,6 +101,16 @@ def cached_entry(spec: SourceSpec, cache_dir: str | Path | None = None) -> Cache
         entry = CacheEntry.for_revision(root, spec, spec.revision)
         return entry if entry.exists() else None
     return latest_entry(root, spec)
+
+
+def source_available(
+    name: str, mirror: str | Path | Iterable[str | Path] | None = None, cache_dir: str | Path | None = None
+) -> bool:
+    """Whether `load_source` would succeed without the network: a mirror or the cache holds the source."""
+    spec = source_spec(name)
+    root = cache_root(cache_dir)
+    in_mirror = holding_mirror(spec, [*mirror_dirs(mirror), root / DOWNLOAD_MIRROR]) is not None
+    return in_mirror or cached_entry(spec, root) is not None
 
 
 def load_source(
