@@ -41,6 +41,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--transport", choices=["openai", "aiohttp"], default="openai",
                         help="the openai SDK, or the same protocol over plain aiohttp (less CPU per request)")
     server = parser.add_argument_group("own server (ignored with --base-url)")
+    server.add_argument("--port", type=int, default=18517,
+                        help="fixed, because the base URL is part of every cache key: a rerun must use the same")
     server.add_argument("--latency", type=float, default=0.05)
     server.add_argument("--rate-429", type=float, default=0.0)
     server.add_argument("--retry-after", type=float, default=0.1)
@@ -53,13 +55,17 @@ def parse_args() -> argparse.Namespace:
 @contextmanager
 def own_server(args: argparse.Namespace):
     """tests/llm_server.py in a subprocess (so it has its own core); yields its base URL."""
-    command = [sys.executable, str(REPO / "tests" / "llm_server.py"), "--latency", str(args.latency),
+    command = [sys.executable, str(REPO / "tests" / "llm_server.py"), "--port", str(args.port),
+               "--latency", str(args.latency),
                "--rate-429", str(args.rate_429), "--retry-after", str(args.retry_after),
                "--rate-500", str(args.rate_500), "--rate-malformed", str(args.rate_malformed),
                "--rate-hang", str(args.rate_hang)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
-        yield process.stdout.readline().strip()
+        url = process.stdout.readline().strip()
+        if not url:
+            sys.exit(f"the test server could not start on port {args.port}: pick another with --port")
+        yield url
     finally:
         process.terminate()
         process.wait(10)
