@@ -99,7 +99,7 @@ def test_engine_from_env_is_none_without_a_server(monkeypatch: pytest.MonkeyPatc
     for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "GENIES_LLM_CONFIG", "GENIES_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("GENIES_LLM_CACHE", str(tmp_path))
-    assert engine_from_env() is None
+    assert engine_from_env() is None and engine_from_env(offline=True) is None
     with engine_from_env(dry_run=True) as planner:
         assert planner.dry_run
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")

@@ -346,9 +346,10 @@ def engine_from_env(
     """An engine configured from flags, environment and config file; None when no LLM server is named.
 
     `genies build` uses None to report "skipped: needs an LLM (set OPENAI_BASE_URL ...)". A dry run needs
-    no server (nothing is sent), and neither does an offline run (everything comes from the cache).
+    no server (nothing is sent). An offline run still needs the server named, because its base URL is
+    part of every cache key.
     """
-    if not (dry_run or offline or flags.get("base_url") or flags.get("api_key") or llm_configured(config_file=config_file)):
+    if not (dry_run or flags.get("base_url") or flags.get("api_key") or llm_configured(config_file=config_file)):
         return None
     flags = {**flags, "offline": offline or None, "dry_run": dry_run or None}
     return Engine(resolve_config(flags, config_file=config_file))
