@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 import traceback
@@ -35,9 +36,7 @@ from builders.export import MANIFEST, DistributionExport, ExportResult, export_v
 from builders.registry import Builder, BuildContext, Reject, discover
 from builders.resources import SOURCES_DIR, TEMPLATES_DIR
 from builders.schema import Record
-from builders.sources import SourceUnavailable, cached_entry, mirror_dirs, source_spec
-from builders.sources.cache import cache_root
-from builders.sources.mirror import holding_mirror
+from builders.sources import SourceUnavailable, source_available
 from builders.splits import balance_positions, dedupe_by_prompt, group_split
 from builders.templating import check_template, template_id, template_variables
 
@@ -74,6 +73,9 @@ class BuildOptions:
                 raise GeniesError(f"{name} must not be negative", "pass a size of 0 or more")
         if self.limit is not None and self.limit < 1:
             raise GeniesError(f"--limit must be at least 1, got {self.limit}", "omit --limit for full sizes")
+        for directory in str(self.mirror or "").split(os.pathsep):
+            if directory and not Path(directory).is_dir():
+                raise GeniesError(f"mirror directory {directory} does not exist", "check the --mirror / GENIES_MIRROR path")
 
     @property
     def sizes(self) -> tuple[int, int]:
@@ -342,15 +344,6 @@ def _existing_manifest(root: Path, dataset: str, version: str) -> dict[str, Any]
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def source_available(name: str, options: BuildOptions) -> bool:
-    """Whether a build could now read source `name` (a mirror or the cache holds it), without loading it."""
-    spec = source_spec(name)
-    root = cache_root(options.cache_dir)
-    return holding_mirror(spec, [*mirror_dirs(options.mirror), root / "mirror"]) is not None or (
-        cached_entry(spec, root) is not None
-    )
-
-
 def _is_noop(manifest: dict[str, Any] | None, fingerprint: str, request: BuildRequest) -> bool:
     """Same fingerprint, and nothing skipped last time could be built now (a source or LLM appeared)."""
     if manifest is None or manifest.get("build_fingerprint") != fingerprint:
@@ -359,7 +352,8 @@ def _is_noop(manifest: dict[str, Any] | None, fingerprint: str, request: BuildRe
     if request.llm is not None and any(s.get("kind") == NEEDS_LLM for s in skipped):
         return False
     return not any(
-        s.get("kind") == NEEDS_SOURCE and source_available(s.get("needs", ""), request.options) for s in skipped
+        s.get("kind") == NEEDS_SOURCE and source_available(s["needs"], request.options.mirror, request.options.cache_dir)
+        for s in skipped
     )
 
 

@@ -13,6 +13,7 @@ from builders.cli.common import console, err_console, summary_table
 from builders.export import DEFAULT_ROOT
 from builders.pipeline import (
     FAILED,
+    NEEDS_SOURCE,
     BuildFailed,
     BuildOptions,
     BuildReport,
@@ -60,6 +61,8 @@ def _print_outcome(report: BuildReport, version_given: bool) -> None:
     skipped = report.with_status("skipped")
     if skipped:
         console.print(f"{len(skipped)} skipped (see status); --strict turns a skip into an error")
+    if any(r.skip_kind == NEEDS_SOURCE for r in skipped):
+        console.print("sources come from --mirror DIR (or GENIES_MIRROR) or the cache: `genies sources pull NAME`")
 
 
 def build_command(

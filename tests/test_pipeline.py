@@ -1,0 +1,220 @@
+"""The build pipeline: statuses, validation, dedup, group-aware splits, balance, no-op rebuilds, the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from builders import registry
+from builders.catalog import load_catalog
+from builders.cli import app
+from builders.errors import GeniesError, UnknownNameError
+from builders.export import Version, content_hash
+from builders.pipeline import (
+    NO_LLM_REASON,
+    BuildFailed,
+    BuildOptions,
+    BuildRequest,
+    build_distribution,
+    build_fingerprint,
+    default_version,
+    fingerprint_inputs,
+    rejects_jsonl,
+    run_build,
+    select_distributions,
+)
+from builders.registry import Builder, BuildContext, Reject
+from builders.schema import Provenance, Record
+
+FAKE = "crt_2"  # a catalog distribution with no builder of its own, borrowed by the fake builders below
+
+
+def _record(i: int, group: str, responses=None, preferred: int = 0, prompt: str | None = None) -> Record:
+    return Record(
+        distribution=FAKE,
+        prompt=prompt or f"question {i}",
+        responses=responses or [f"right {i}", f"wrong {i}", f"other {i}"],
+        preferred=preferred,
+        group=group,
+        provenance=Provenance(source="test", row_key=str(i)),
+    )
+
+
+@pytest.fixture
+def fake_builder(monkeypatch):
+    """Install `fn` as the builder of FAKE for one test."""
+    registry.discover()
+
+    def install(fn, needs_llm: bool = False) -> None:
+        monkeypatch.setitem(registry._BUILDERS, FAKE, Builder(FAKE, fn, needs_llm, ("prompts/alpaca.j2",), __name__))
+
+    return install
+
+
+def test_invalid_and_duplicate_records_become_rejects_with_reasons(fake_builder):
+    def build(ctx: BuildContext):
+        yield _record(1, "q:1")
+        yield _record(2, "q:2", responses=["same", "same"])
+        yield _record(3, "q:3", preferred=5)
+        yield _record(4, "q:4", prompt="question 1")
+        yield _record(5, "")
+
+    fake_builder(build)
+    result = build_distribution(FAKE, BuildOptions())
+    assert result.status == "built"
+    reasons = [r.reason for r in result.context.rejects]
+    assert reasons == [
+        "has duplicate responses",
+        "preferred index 5 out of range for 3 responses",
+        "has no group",
+        "duplicate prompt",
+    ]
+    kept = [r for rows in result.splits.values() for r in rows]
+    assert len(kept) == 1
+
+
+def test_groups_never_straddle_splits_and_sizes_and_positions_hold(fake_builder):
+    fake_builder(lambda ctx: (_record(i, f"q:{i // 3}") for i in range(900)))
+    result = build_distribution(FAKE, BuildOptions(train_size=200, test_size=100, seed=3))
+    train, test = result.splits["train"], result.splits["test"]
+    assert (len(train), len(test)) == (200, 100)
+    assert not {r.group for r in train} & {r.group for r in test}
+    for rows in (train, test):
+        positions = Counter(r.preferred for r in rows)
+        assert max(positions.values()) - min(positions.values()) <= 1
+        assert all(r.responses[r.preferred].startswith("right") for r in rows)
+        assert [r.id for r in rows] == sorted(r.id for r in rows)
+
+
+def test_limit_caps_every_split(fake_builder):
+    fake_builder(lambda ctx: (_record(i, f"q:{i}") for i in range(100)))
+    result = build_distribution(FAKE, BuildOptions(limit=7))
+    assert (result.rows("train"), result.rows("test")) == (7, 7)
+
+
+def test_statuses_say_exactly_what_is_missing(fake_builder, tmp_path):
+    assert build_distribution("cooking", BuildOptions()).label == "skipped: no builder yet"
+
+    fake_builder(lambda ctx: [_record(1, "q:1")], needs_llm=True)
+    assert build_distribution(FAKE, BuildOptions()).label == f"skipped: {NO_LLM_REASON}"
+
+    fake_builder(lambda ctx: ctx.source("apps"))
+    (tmp_path / "empty").mkdir()
+    result = build_distribution(FAKE, BuildOptions(mirror=tmp_path / "empty", cache_dir=tmp_path / "cache"))
+    assert (result.label, result.needs) == ("skipped: needs source apps", "apps")
+    assert "apps" in result.detail
+
+    def broken(ctx):
+        raise KeyError("answer")
+
+    fake_builder(broken)
+    result = build_distribution(FAKE, BuildOptions())
+    assert result.status == "failed" and "KeyError" in result.reason and "Traceback" in result.detail
+
+    fake_builder(lambda ctx: [])
+    assert build_distribution(FAKE, BuildOptions()).label.startswith("failed: builder produced no valid records")
+
+
+def test_a_failure_exports_nothing_and_strict_refuses_skips(fake_builder, tmp_path):
+    def broken(ctx):
+        raise ValueError("bad row")
+
+    fake_builder(broken)
+    request = BuildRequest(names=["crt_1", FAKE], options=BuildOptions(limit=5), out=tmp_path, version="v1")
+    with pytest.raises(BuildFailed) as failed:
+        run_build(request)
+    assert [r.status for r in failed.value.report.results] == ["built", "failed"]
+    assert not (tmp_path / "genies").exists() or not any((tmp_path / "genies").iterdir())
+
+    strict = BuildRequest(names=["crt_1", "cooking"], options=BuildOptions(limit=5), out=tmp_path, version="v2",
+                          strict=True)
+    with pytest.raises(BuildFailed, match="--strict"):
+        run_build(strict)
+    assert not (tmp_path / "genies" / "v2").exists()
+
+
+def test_build_writes_a_version_then_rebuild_is_a_noop(tmp_path):
+    request = BuildRequest(names=["crt_1", "raven_easy", "cooking"], options=BuildOptions(limit=10), out=tmp_path)
+    first = run_build(request)
+    assert first.export.status == "written" and not first.noop
+    assert first.version == default_version(first.fingerprint)
+    version = Version.open(first.path)
+    assert version.distributions == ["crt_1", "raven_easy"]
+    assert version.manifest["build"]["skipped"] == {"cooking": {"kind": "no_builder", "reason": "no builder yet"}}
+    assert version.manifest["build_fingerprint"] == first.fingerprint
+    assert version.table("crt_1", "test").num_rows == 10
+
+    second = run_build(request)
+    assert second.noop and second.seconds < 5
+    assert [(r.name, r.rows("train")) for r in second.results if r.status == "built"] == [("crt_1", 10), ("raven_easy", 10)]
+
+
+def test_different_content_under_an_existing_version_is_refused(tmp_path):
+    run_build(BuildRequest(names=["crt_1"], options=BuildOptions(limit=4), out=tmp_path, version="1.0.0"))
+    with pytest.raises(GeniesError, match="already exists with different content"):
+        run_build(BuildRequest(names=["crt_1"], options=BuildOptions(limit=4, seed=1), out=tmp_path, version="1.0.0"))
+
+
+def test_rejects_are_written_into_the_version(fake_builder, tmp_path):
+    fake_builder(lambda ctx: [_record(1, "q:1"), _record(2, "q:2", prompt="question 1"), _record(3, "q:3")])
+    report = run_build(BuildRequest(names=[FAKE], options=BuildOptions(limit=2), out=tmp_path, version="r"))
+    lines = [json.loads(line) for line in (report.path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["distribution"], r["reason"]) for r in lines] == [(FAKE, "duplicate prompt")]
+    manifest = report.export.manifest
+    covered = content_hash(manifest["files"], {"rejects.jsonl": (report.path / "rejects.jsonl").read_bytes()})
+    assert manifest["content_sha256"] == covered
+
+
+def test_rejects_serialize_records_and_odd_values_deterministically():
+    rejects = [Reject("d", "bad", _record(1, "q:1")), Reject("d", "odd", {"s": {2, 1}, "p": Path("x")})]
+    text = rejects_jsonl(rejects).decode()
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["raw"]["prompt"] == "question 1" and second["raw"] == {"p": "x", "s": [1, 2]}
+    assert rejects_jsonl(rejects) == rejects_jsonl(rejects)
+
+
+def test_fingerprint_ignores_paths_and_follows_content_settings(tmp_path):
+    names = ["crt_1", "ranking_logic"]
+    base = build_fingerprint(fingerprint_inputs(names, BuildOptions()))
+    elsewhere = BuildOptions(mirror=tmp_path, cache_dir=tmp_path / "c", fetch=True)
+    assert build_fingerprint(fingerprint_inputs(names, elsewhere)) == base
+    for changed in (BuildOptions(seed=1), BuildOptions(limit=3), BuildOptions(train_size=10)):
+        assert build_fingerprint(fingerprint_inputs(names, changed)) != base
+    assert build_fingerprint(fingerprint_inputs(names[:1], BuildOptions())) != base
+
+
+def test_selection_by_name_category_and_typos():
+    catalog = load_catalog()
+    assert select_distributions(catalog, ["crt_1"]) == ["crt_1"]
+    difficulty = select_distributions(catalog, category="difficulty")
+    assert {"ranking_logic_easy", "ranking_logic_hard", "raven_easy", "raven_matrices"} <= set(difficulty)
+    assert "crt_1" not in difficulty
+    assert set(catalog.distributions) <= set(select_distributions(catalog))
+    with pytest.raises(UnknownNameError, match="ranking_logc") as err:
+        select_distributions(catalog, ["ranking_logc"])
+    assert "ranking_logic" in err.value.hint
+
+
+def test_options_reject_nonsense():
+    with pytest.raises(GeniesError, match="--limit"):
+        BuildOptions(limit=0)
+    with pytest.raises(GeniesError, match="train_size"):
+        BuildOptions(train_size=-1)
+    with pytest.raises(GeniesError, match="mirror directory /no/such/dir does not exist"):
+        BuildOptions(mirror="/no/such/dir")
+
+
+def test_cli_builds_prints_the_table_and_noops(tmp_path):
+    runner = CliRunner()
+    args = ["build", "crt_1", "cooking", "--limit", "3", "--out", str(tmp_path), "--version", "cli"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "crt_1" in first.output and "skipped: no builder yet" in first.output and "wrote" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and "nothing to do" in second.output
+    strict = runner.invoke(app, [*args[:-1], "cli-strict", "--strict"])
+    assert isinstance(strict.exception, BuildFailed) and "skipped: no builder yet" in strict.output
