@@ -3,7 +3,8 @@
 What is compared is the item, not the template: `instruction` + `input` where the record has them, else the
 prompt, minus the prefix and suffix all texts of the distribution share. Texts are tokenized and hashed by polars (vectorized), word bigrams are MinHashed with numpy
 (`NUM_PERM` universal hashes), and texts sharing any LSH band (`BANDS` bands of `ROWS` rows; a pair
-with Jaccard 0.8 becomes a candidate with probability 0.98) in the same distribution become candidates.
+with Jaccard 0.8 becomes a candidate with probability 0.98) in the same distribution become candidates
+(neighbours within each bucket, see `candidate_pairs`).
 A candidate pair counts when rapidfuzz's normalized Indel similarity is at least `SIMILARITY`. Identical
 texts are the exact-duplicate check's business and are compared once.
 """
@@ -14,7 +15,7 @@ import os
 
 import numpy as np
 import polars as pl
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from builders.validation.data import LoadedVersion
 from builders.validation.registry import MAX_EXAMPLES, Finding, check
@@ -23,35 +24,40 @@ SIMILARITY = 0.9
 MIN_WORDS = 5
 BANDS, ROWS = 8, 4
 NUM_PERM = BANDS * ROWS
-MAX_BUCKET_PAIRS = 50
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
-def _strip_shared_text(texts: list[str]) -> list[str]:
-    """Drop the prefix and suffix every text of a distribution shares: template text, not the item."""
-    if len(texts) < 2:
-        return texts
-    prefix = len(os.path.commonprefix(texts))
-    suffix = len(os.path.commonprefix([t[prefix:][::-1] for t in texts]))
-    return [t[prefix:len(t) - suffix] for t in texts]
+def _shared_lengths(texts: pl.DataFrame) -> pl.DataFrame:
+    """Per distribution, the length of the prefix and suffix all its texts share (template text). The common
+    prefix of a set of strings is the common prefix of its smallest and largest, so two strings suffice."""
+    ends = texts.group_by("dist").agg(
+        n=pl.len(), lo=pl.col("text").min(), hi=pl.col("text").max(),
+        rlo=pl.col("text").str.reverse().min(), rhi=pl.col("text").str.reverse().max(),
+    )
+    rows = [(d, len(os.path.commonprefix([lo, hi])) if n > 1 else 0, len(os.path.commonprefix([rlo, rhi])) if n > 1 else 0)
+            for d, n, lo, hi, rlo, rhi in ends.iter_rows()]
+    return pl.DataFrame(rows, schema={"dist": pl.String, "prefix": pl.Int64, "suffix": pl.Int64}, orient="row")
 
 
 def _items(frame: pl.DataFrame) -> pl.DataFrame:
-    """Distinct comparable texts per distribution, with the example ids and splits behind each."""
+    """Distinct comparable texts per distribution, with the example ids and splits behind each, minus the
+    template text every text of the distribution shares."""
     text = pl.when(pl.col("instruction").is_not_null()).then(
         pl.concat_str([pl.col("instruction"), pl.col("input").fill_null("")], separator="\n")
     ).otherwise(pl.col("prompt"))
-    items = frame.select("dist", "id", "split", text=text.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars())
     items = (
-        items.filter(pl.col("text").is_not_null())
+        frame.select("dist", "id", "split", text=text.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars())
+        .filter(pl.col("text").is_not_null())
         .group_by("dist", "text", maintain_order=True)
-        .agg(pl.col("id"), pl.col("split"))
+        .agg(pl.col("id"), in_train=(pl.col("split") == "train").any(), in_test=(pl.col("split") == "test").any())
     )
-    stripped = pl.concat(
-        part.with_columns(text=pl.Series(_strip_shared_text(part["text"].to_list()), dtype=pl.String))
-        for _, part in items.group_by("dist", maintain_order=True)
-    ) if items.height else items
-    return stripped.with_row_index("doc")
+    length = pl.col("text").str.len_chars()
+    return (
+        items.join(_shared_lengths(items), on="dist")
+        .with_columns(text=pl.col("text").str.slice(pl.col("prefix"), (length - pl.col("prefix") - pl.col("suffix")).clip(0)))
+        .drop("prefix", "suffix")
+        .with_row_index("doc")
+    )
 
 
 def _bigram_hashes(items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -77,61 +83,56 @@ def minhash_signatures(docs: np.ndarray, hashes: np.ndarray, seed: int = 1) -> t
     return unique_docs, signatures
 
 
-def _bucket_pairs(members: np.ndarray) -> list[tuple[int, int]]:
-    """Candidate pairs inside one LSH bucket; big buckets (template-like texts) pair neighbours only."""
-    if len(members) * (len(members) - 1) // 2 <= MAX_BUCKET_PAIRS:
-        return [(int(a), int(b)) for i, a in enumerate(members) for b in members[i + 1:]]
-    return [(int(a), int(b)) for a, b in zip(members, members[1:])]
+def candidate_pairs(doc_ids: np.ndarray, signatures: np.ndarray, dist_codes: np.ndarray) -> np.ndarray:
+    """Pairs of docs sharing an LSH band in the same distribution, as an array of (a, b) rows with a < b.
 
-
-def candidate_pairs(doc_ids: np.ndarray, signatures: np.ndarray, dist_codes: np.ndarray) -> set[tuple[int, int]]:
-    pairs: set[tuple[int, int]] = set()
+    Within a band's bucket only neighbours (in sorted order) are paired, so a bucket of n texts costs n-1
+    candidates instead of n²/2; template-heavy distributions would otherwise explode.
+    """
+    found = []
     for band in range(BANDS):
-        rows = signatures[:, band * ROWS:(band + 1) * ROWS] & _MASK32
         key = dist_codes.astype(np.uint64)
-        for column in rows.T:
+        for column in (signatures[:, band * ROWS:(band + 1) * ROWS] & _MASK32).T:
             key = key * np.uint64(0x100000001B3) ^ column
         order = np.argsort(key, kind="stable")
-        sorted_keys = key[order]
-        boundaries = np.flatnonzero(np.diff(sorted_keys)) + 1
-        for bucket in np.split(order, boundaries):
-            if len(bucket) > 1:
-                pairs.update(_bucket_pairs(doc_ids[bucket]))
-    return pairs
+        same = key[order][1:] == key[order][:-1]
+        found.append(np.stack([doc_ids[order[:-1][same]], doc_ids[order[1:][same]]], axis=1))
+    pairs = np.sort(np.concatenate(found), axis=1)
+    codes = np.unique(pairs[:, 0] * np.int64(len(doc_ids) + 1) + pairs[:, 1]) if len(pairs) else pairs[:, 0]
+    return np.stack(np.divmod(codes, np.int64(len(doc_ids) + 1)), axis=1)
 
 
-def near_duplicate_pairs(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, int, float]]]:
-    """The comparable items and the confirmed near-duplicate pairs among them (doc a, doc b, similarity)."""
-    items = _items(frame)
+def near_duplicate_pairs(items: pl.DataFrame) -> np.ndarray:
+    """Confirmed near-duplicate pairs among the items, as an array of (doc a, doc b) rows."""
     docs, hashes = _bigram_hashes(items)
     if len(docs) == 0:
-        return items, []
+        return np.empty((0, 2), dtype=np.int64)
     doc_ids, signatures = minhash_signatures(docs, hashes)
     dist_codes = items["dist"].rank("dense").to_numpy()[doc_ids]
-    texts = items["text"].to_list()
-    confirmed = []
-    for a, b in sorted(candidate_pairs(doc_ids, signatures, dist_codes)):
-        similarity = fuzz.ratio(texts[a], texts[b], score_cutoff=SIMILARITY * 100) / 100
-        if similarity:
-            confirmed.append((a, b, similarity))
-    return items, confirmed
+    pairs = candidate_pairs(doc_ids, signatures, dist_codes)
+    texts = items["text"]
+    scores = process.cpdist(texts.gather(pairs[:, 0]).to_list(), texts.gather(pairs[:, 1]).to_list(),
+                            scorer=fuzz.ratio, score_cutoff=SIMILARITY * 100, workers=-1)
+    return pairs[scores > 0]
 
 
 @check("near_duplicates", "warning", f"no two items (instruction+input, else prompt) of a distribution are "
        f"{SIMILARITY:.0%} similar or more without being identical")
 def near_duplicates(loaded: LoadedVersion) -> list[Finding]:
-    items, pairs = near_duplicate_pairs(loaded.frame)
-    dists, ids, splits = items["dist"].to_list(), items["id"].to_list(), items["split"].to_list()
-    per_dist: dict[str, dict] = {}
-    for a, b, _ in pairs:
-        entry = per_dist.setdefault(dists[a], {"docs": set(), "pairs": 0, "cross": 0, "examples": []})
-        entry["docs"] |= {a, b}
-        entry["pairs"] += 1
-        entry["cross"] += set(splits[a]) != set(splits[b])
-        entry["examples"] += [ids[a][0], ids[b][0]]
+    items = _items(loaded.frame)
+    pairs = near_duplicate_pairs(items)
+    docs = items.select("doc", "dist", "id", "in_train", "in_test")
+    pair_frame = pl.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1]}, schema={"a": pl.UInt32, "b": pl.UInt32})
+    pair_frame = pair_frame.join(docs.rename(lambda c: f"{c}_a"), left_on="a", right_on="doc_a").join(
+        docs.rename(lambda c: f"{c}_b"), left_on="b", right_on="doc_b")
+    straddle = (pl.col("in_train_a") & pl.col("in_test_b")) | (pl.col("in_test_a") & pl.col("in_train_b"))
+    per_dist = pair_frame.group_by("dist_a").agg(pairs=pl.len(), cross=straddle.sum())
+    flagged = docs.filter(pl.col("doc").is_in(pairs.ravel())).group_by("dist").agg(
+        count=pl.col("id").list.len().sum(), examples=pl.col("id").list.first().head(MAX_EXAMPLES))
     totals = dict(loaded.frame.group_by("dist").len().iter_rows())
+    summary = {d: (n, c) for d, n, c in per_dist.iter_rows()}
     return [
-        Finding(d, sum(len(ids[doc]) for doc in e["docs"]), totals[d], list(dict.fromkeys(e["examples"]))[:MAX_EXAMPLES],
-                f"{e['pairs']} near-duplicate pairs, {e['cross']} of them straddle train/test")
-        for d, e in sorted(per_dist.items())
+        Finding(d, int(count), totals[d], examples,
+                f"{summary[d][0]} near-duplicate pairs, {summary[d][1]} of them straddle train/test")
+        for d, count, examples in flagged.sort("dist").iter_rows()
     ]

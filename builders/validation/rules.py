@@ -134,16 +134,17 @@ def declared_source_sets(entry: dict) -> list[set[str]]:
 
 
 def data_fields(rows: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
-    """Values (with the ids using them) of every field that could name a source: provenance.source and each
-    string field of `meta`."""
-    fields: dict[str, dict[str, list[str]]] = {}
-    for rid, source, meta in rows.select("id", "source", "meta").iter_rows():
-        decoded = json.loads(meta) if meta and meta.startswith("{") else {}
-        named = {f"meta.{k}": v for k, v in decoded.items() if isinstance(v, str)}
-        if source:
-            named["provenance.source"] = source
-        for field_name, value in named.items():
-            fields.setdefault(field_name, {}).setdefault(value, []).append(rid)
+    """Values (with a few ids using each) of every field that could name a source: provenance.source and
+    each string field of `meta`."""
+    columns = {"provenance.source": rows["source"]}
+    meta = rows["meta"].fill_null("{}").str.json_decode(infer_schema_length=None)
+    if isinstance(meta.dtype, pl.Struct):
+        columns |= {f"meta.{f.name}": meta.struct.field(f.name) for f in meta.dtype.fields if f.dtype == pl.String}
+    fields = {}
+    for name, values in columns.items():
+        grouped = pl.DataFrame({"value": values, "id": rows["id"]}).drop_nulls("value").group_by("value").agg(
+            pl.col("id").head(MAX_EXAMPLES))
+        fields[name] = dict(grouped.iter_rows())
     return fields
 
 

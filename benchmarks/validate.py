@@ -1,0 +1,59 @@
+"""Benchmark `genies validate` and `genies diff` on a full-size, release-shaped version (target: validate < 30 s).
+
+The version is made the way a real one is: a release-shaped input of ~64,000 examples in 66 distributions
+(benchmarks/release_shape.py replicates the real release sample with unique texts, so lengths and
+templates are realistic) imported with `genies import-release`, which writes it with `export_version`.
+
+Usage: python benchmarks/validate.py [--examples 64000] [--report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from release_shape import TOTAL_EXAMPLES, generate  # noqa: E402
+
+from builders.diff import diff_versions  # noqa: E402
+from builders.release import import_release  # noqa: E402
+from builders.validation import validate_version  # noqa: E402
+from builders.validation.report import write_report  # noqa: E402
+
+
+def _timed(label: str, fn):
+    start = time.perf_counter()
+    value = fn()
+    print(f"{label}: {time.perf_counter() - start:.1f} s")
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
+    parser.add_argument("--report", action="store_true", help="also time writing the Markdown report with plots")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        release = _timed("generate release-shaped input", lambda: generate(root / "release", args.examples))
+        _timed("import as a version", lambda: import_release(release, root / "out", "bench"))
+        version = root / "out" / "genies-release" / "bench"
+        report = _timed("validate (load + every check)", lambda: validate_version(version))
+        print(f"  {report.loaded.frame.height} examples, {len(report.loaded.distributions)} distributions; "
+              f"target < 30 s")
+        for result in sorted(report.results, key=lambda r: -r.seconds):
+            print(f"  {result.check.name:28s} {result.seconds:6.2f} s  {'FAIL' if result.failed else 'pass'}"
+                  f"  {result.count} examples")
+        if args.report:
+            _timed("write report with plots", lambda: write_report(report, root / "report.md"))
+        _timed("diff the version against itself", lambda: diff_versions(version, version))
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
