@@ -206,7 +206,8 @@ class HubStandIn:
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        if request.match_info.route.name != "lfs_upload" and request.headers.get("Authorization") != f"Bearer {self.token}":
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        if request.match_info.route.name != "lfs_upload" and not authorized:
             await request.read()
             return _error(401, "Invalid credentials in Authorization header")
         return await handler(request)
@@ -279,8 +280,9 @@ class HubStandIn:
         for f in (await request.json())["files"]:
             sample = base64.b64decode(f["sample"])
             existing = commit.files.get(f["path"])
-            files.append({"path": f["path"], "uploadMode": "lfs" if _is_lfs(f["path"], sample, f["size"]) else "regular",
-                          "shouldIgnore": False, "oid": existing.remote_oid() if existing else None})
+            mode = "lfs" if _is_lfs(f["path"], sample, f["size"]) else "regular"
+            files.append({"path": f["path"], "uploadMode": mode, "shouldIgnore": False,
+                          "oid": existing.remote_oid() if existing else None})
         return web.json_response({"files": files, "commitOid": commit.oid})
 
     async def _lfs_batch(self, request: web.Request) -> web.Response:

@@ -162,7 +162,8 @@ def test_license_is_the_most_restrictive() -> None:
     assert most_restrictive(["MIT", "some-custom-license"]) == "some-custom-license"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("builders.release") is None, reason="builders.release (importer) not there yet")
+@pytest.mark.skipif(importlib.util.find_spec("builders.release") is None,
+                    reason="builders.release (the release importer) is not in this checkout")
 def test_dry_run_of_the_imported_release_sample(release_sample: Path, tmp_path: Path) -> None:
     from builders.release import import_release
 
@@ -265,6 +266,14 @@ def test_retryable_errors_are_retried_honouring_retry_after(hub: HubStandIn, ver
 def test_the_hub_rate_limit_header_sets_the_wait() -> None:
     response = httpx2.Response(429, headers={"RateLimit": '"api";r=0;t=7'}, request=httpx2.Request("GET", "http://x"))
     assert _retry_after(HfHubHTTPError("limited", response=response)) == 7.0
+
+
+def test_a_conflict_on_the_tag_is_rechecked_without_a_second_commit(hub: HubStandIn, version_dir: Path) -> None:
+    hub.fail("tag", 409)
+    result = _publish(hub, version_dir)
+    assert result.status == "published" and len(hub.commits) == 1
+    assert [r.status for r in hub.received if r.route == "tag"] == [409, 200]
+    assert hub.repos[REPO_ID].tags == {"v1.0.0": hub.commits[0]["oid"]}
 
 
 @pytest.mark.parametrize(

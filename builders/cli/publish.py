@@ -30,22 +30,25 @@ def _files_table(files: list[StagedFile]) -> Table:
 
 def _result_table(result: PublishResult) -> Table:
     rows = [("status", result.status), ("repository", result.repo_id), ("tag", result.tag),
-            ("commit", result.commit or ""), ("files sent", len(result.changed)),
+            ("commit", result.commit or ""), ("files written" if result.status == "dry-run" else "files sent", len(result.changed)),
             ("files deleted", ", ".join(result.deleted) or "none"), ("location", result.url or "")]
     return summary_table("Publish", ["field", "value"], rows)
 
 
 def publish_command(
-    path: Annotated[str, typer.Argument(help="Exported version: a folder, dataset/version, or a version under ./artifacts.")],
+    path: Annotated[str, typer.Argument(help="Exported version: a folder, dataset/version, or a bare version.")],
     repo: Annotated[str, typer.Option("--repo", help="Hub dataset repository, ORG/NAME.")],
-    private: Annotated[bool, typer.Option("--private", help="Create the repository private (if it does not exist).")] = False,
-    revision: Annotated[str, typer.Option("--revision", help="Branch to commit to (created from main if missing).")] = "main",
-    dry_run_dir: Annotated[Path | None, typer.Option("--dry-run", metavar="DIR",
-                                                      help="Write the repository that would be pushed to DIR; contact nothing.")] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repository private.")] = False,
+    revision: Annotated[str, typer.Option("--revision", help="Branch to commit to (made from main).")] = "main",
+    dry_run_dir: Annotated[Path | None, typer.Option(
+        "--dry-run", metavar="DIR", help="Write the repository that would be pushed to DIR; contact nothing.",
+    )] = None,
 ) -> None:
     """Publish a version to the Hub as one commit and a tag v<version>.
 
-    Uploads Parquet per distribution (splits train, test), a `pairs` and a `shifts` config, manifest.json and a dataset card merged into the existing one. Publishing the same version again changes nothing.
+    Uploads Parquet per distribution (train, test), `pairs` and `shifts` configs, and a merged card.
+
+    Publishing the same version again changes nothing.
 
     The token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT points at another Hub.
 

@@ -161,7 +161,8 @@ def _config_rows(staged: StagedRepository) -> list[dict[str, Any]]:
 
 
 def _citations(manifest: Mapping[str, Any]) -> list[dict[str, str | None]]:
-    return [{"name": name, "citation": source_citation(name, info)} for name, info in manifest.get("sources", {}).items()]
+    sources = manifest.get("sources", {})
+    return [{"name": name, "citation": source_citation(name, info)} for name, info in sources.items()]
 
 
 def parse_card(text: str | None) -> DatasetCard | None:

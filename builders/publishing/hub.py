@@ -174,10 +174,15 @@ class HubPublisher:
         asked = _retry_after(state.outcome.exception())
         if asked is not None:
             return min(asked, self.retry.max_wait)
-        return wait_exponential_jitter(multiplier=self.retry.base_wait, jitter=self.retry.base_wait, max=self.retry.max_wait)(state)
+        backoff = wait_exponential_jitter(multiplier=self.retry.base_wait, jitter=self.retry.base_wait,
+                                          max=self.retry.max_wait)
+        return backoff(state)
 
-    def _call(self, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one Hub request with retries for retryable failures; other failures become a GeniesError."""
+    def _call(self, action: str, fn: Callable[..., T], *args: Any, conflicts_pass: bool = False, **kwargs: Any) -> T:
+        """Run one Hub request with retries for retryable failures; other failures become a GeniesError.
+
+        With `conflicts_pass`, a 409/412 is re-raised as is: the caller re-plans on the new head.
+        """
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             stop=stop_after_attempt(self.retry.attempts),
@@ -187,7 +192,7 @@ class HubPublisher:
         try:
             return retrying(fn, *args, **kwargs)
         except (HfHubHTTPError, httpx2.TransportError) as exc:
-            if _status(exc) in CONFLICT and action == "commit":
+            if conflicts_pass and _status(exc) in CONFLICT:
                 raise
             raise hub_error(exc, action, self.repo_id, self.api.endpoint) from None
 
@@ -231,12 +236,13 @@ class HubPublisher:
             deleted = stale_files(staged, remote)
             try:
                 commit = self._commit(staged, tag, head, changed, deleted)
+                self._call(f"create tag {tag}", self.api.create_tag, self.repo_id, tag=tag, revision=commit,
+                           tag_message=f"{staged.version.manifest.get('dataset')} {tag}", repo_type=REPO_TYPE,
+                           conflicts_pass=True)
             except HfHubHTTPError as exc:
                 if _status(exc) in CONFLICT:
                     continue
                 raise
-            self._call(f"create tag {tag}", self.api.create_tag, self.repo_id, tag=tag, revision=commit,
-                       tag_message=f"{staged.version.manifest.get('dataset')} {tag}", repo_type=REPO_TYPE)
             return PublishResult("published", self.repo_id, tag, commit, changed, deleted, self._url(tag))
         raise GeniesError(
             f"could not commit to {self.repo_id}: the branch {self.branch} moved {self.retry.conflict_attempts} "
@@ -260,7 +266,7 @@ class HubPublisher:
             )
             return info.oid
 
-        return self._call("commit", commit)
+        return self._call("commit", commit, conflicts_pass=True)
 
     def already_published(self, tag: str, manifest: bytes) -> PublishResult | None:
         """The cheap no-op check, before anything is staged: the tag exists and holds this very manifest."""
