@@ -1,0 +1,92 @@
+"""Determinism: a small build has known bytes, and two builds in different places are byte-identical.
+
+If a golden hash changes, the procedural data changed: a generator, a puzzle template, the Alpaca prompt
+format, the split/balance logic or the export format. If that was intended, update the constants below
+with the values the failure message prints, and say so in the commit (a new release version follows).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from builders.pipeline import BuildOptions, BuildRequest, run_build
+from tests.conftest import SOURCES_MIRROR
+
+PROCEDURAL = ["crt_1", "ranking_logic", "ranking_logic_easy", "ranking_logic_hard", "raven_easy", "raven_matrices"]
+GOLDEN_LIMIT = 6
+
+GOLDEN = {
+    "crt_1/test": "b90c984249734a555a1a136dce6f10551335eb7ed58ed306e8455d9d9b5122ea",
+    "crt_1/train": "8e744fcb6406bfd79e73ff21c16f84dcba187188531653a88f470e6ce5326d7e",
+    "ranking_logic/test": "394c503f9f0753995685dadf6a6ce13786b5cf41d7416c5558a2db8d328ae890",
+    "ranking_logic/train": "b8a9a3e544a193536f1903ddc95ce30da584e2913389a8c50c28ff406850b2a9",
+    "ranking_logic_easy/test": "cdaed8e2946a3368830f6f00fa14bb86ca838592e76bfefab1892ad60b8a821c",
+    "ranking_logic_easy/train": "3f0f06539b86d35d83fb57ce36ee75864aa06cc849a26beea295e2f37ad7b065",
+    "ranking_logic_hard/test": "9f13f29dfd844875fde28537f09b43e32fe909980bae834fa3f1145bf96bb548",
+    "ranking_logic_hard/train": "4e5b9d4f65b4d3cf3bceee9b49e0d5782f3684927748d5aab117238489cc4bb9",
+    "raven_easy/test": "5acc84393e2430655cbfd5783709547f4ff4798dc0e09f0f8d0e692414595fb7",
+    "raven_easy/train": "03237aad4e5b1c5b6054eea06f6d3e2ee8d8bdd9f65e7cc3caa9668da074348f",
+    "raven_matrices/test": "02c410bc5de6e0d9ba91c760c15541784ca2c71e9cddf1c44ed667ee0bc8ac4e",
+    "raven_matrices/train": "bd66c0b0c944323bf49db93b0dd2bd7f4e0683ef58f133b8c97f853e26e80c9b",
+}
+
+BUILD_SNIPPET = """
+import sys
+from pathlib import Path
+from builders.pipeline import BuildOptions, BuildRequest, run_build
+names, mirror = sys.argv[1].split(","), sys.argv[2] or None
+report = run_build(BuildRequest(names=names, options=BuildOptions(limit=6, mirror=mirror), out=Path("artifacts"),
+                                version="twin"))
+print(report.path.resolve())
+"""
+
+
+def _split_hashes(manifest: dict) -> dict[str, str]:
+    """sha256 of each distribution split's data file, keyed "<distribution>/<split>"."""
+    return {
+        "/".join(path.split("/")[1:3]): entry["sha256"]
+        for path, entry in manifest["files"].items()
+        if path.startswith("distributions/")
+    }
+
+
+def test_golden_hashes_of_a_small_procedural_build(tmp_path):
+    request = BuildRequest(names=PROCEDURAL, options=BuildOptions(limit=GOLDEN_LIMIT), out=tmp_path, version="golden")
+    actual = _split_hashes(run_build(request).export.manifest)
+    assert actual == GOLDEN, f"procedural data changed; if intended, set GOLDEN = {actual!r}"
+
+
+def _data_files(version_dir: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(version_dir).as_posix(): p.read_bytes()
+        for p in sorted(version_dir.rglob("*"))
+        if p.is_file() and p.name not in {"manifest.json", "README.md"}
+    }
+
+
+def test_two_builds_in_different_directories_and_processes_are_byte_identical(tmp_path, monkeypatch):
+    """A second build runs in another process, directory and hash seed: a stand-in for another machine.
+
+    With ../shared/sources present, two source-based distributions join the procedural ones.
+    """
+    mirror = SOURCES_MIRROR if (SOURCES_MIRROR / "SOURCES.md").exists() else None
+    names = PROCEDURAL + (["arc_easy", "truthful_qa"] if mirror else [])
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    monkeypatch.chdir(first_dir)
+    options = BuildOptions(limit=GOLDEN_LIMIT, mirror=mirror)
+    first = run_build(BuildRequest(names=names, options=options, out=Path("artifacts"), version="twin"))
+    assert [r.name for r in first.results if r.status != "built"] == []
+    done = subprocess.run(
+        [sys.executable, "-c", BUILD_SNIPPET, ",".join(names), str(mirror or "")],
+        cwd=second_dir, env={**os.environ, "PYTHONHASHSEED": "12345"}, capture_output=True, text=True, check=True,
+    )
+    second_path = Path(done.stdout.strip().splitlines()[-1])
+    assert second_path != first.path.resolve()
+    assert _data_files(first.path) == _data_files(second_path)
+    second_manifest = (second_path / "manifest.json").read_text()
+    assert first.fingerprint in second_manifest and first.export.manifest["content_sha256"] in second_manifest
