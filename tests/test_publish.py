@@ -13,7 +13,7 @@ import httpx2
 import huggingface_hub
 import pytest
 import yaml
-from huggingface_hub import DatasetCard
+from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.errors import HfHubHTTPError
 
 from builders.catalog import load_catalog
@@ -21,7 +21,7 @@ from builders.cli import main
 from builders.errors import GeniesError
 from builders.export import DistributionExport, Version, export_version
 from builders.publishing import RetryPolicy, dry_run, publish_version
-from builders.publishing.card import hub_license_id, most_restrictive
+from builders.publishing.card import hub_license_id, most_restrictive, state_license, stated_licenses
 from builders.publishing.hub import _retry_after
 from builders.schema import PAIRWISE_SCHEMA, RECORD_SCHEMA, Provenance, Record
 from builders.splits import group_split
@@ -155,6 +155,14 @@ def test_a_manifest_holding_the_token_is_never_written(tmp_path: Path, monkeypat
 
 
 def test_license_is_the_most_restrictive() -> None:
+    data = DatasetCardData()
+    state_license(data, "some-custom-license")
+    assert (data.license, data.license_name) == ("other", "some-custom-license")
+    assert stated_licenses(data) == ["some-custom-license"]
+    state_license(data, most_restrictive([*stated_licenses(data), "MIT"]))
+    assert data.license == "other"
+    state_license(data, "cc-by-4.0")
+    assert data.to_dict() == {"license": "cc-by-4.0"}
     assert hub_license_id("CC BY-SA 4.0") == "cc-by-sa-4.0"
     assert most_restrictive(["MIT", "CC BY-SA 4.0", "Apache-2.0"]) == "cc-by-sa-4.0"
     assert most_restrictive(["MIT", "CC BY-NC 4.0", "CC BY 4.0"]) == "cc-by-nc-4.0"
@@ -266,6 +274,13 @@ def test_retryable_errors_are_retried_honouring_retry_after(hub: HubStandIn, ver
 def test_the_hub_rate_limit_header_sets_the_wait() -> None:
     response = httpx2.Response(429, headers={"RateLimit": '"api";r=0;t=7'}, request=httpx2.Request("GET", "http://x"))
     assert _retry_after(HfHubHTTPError("limited", response=response)) == 7.0
+
+
+def test_a_card_the_hub_refuses_is_reported(hub: HubStandIn, version_dir: Path) -> None:
+    hub.fail("validate_yaml", 400, message="license: must be a valid license id")
+    with pytest.raises(GeniesError, match="refused the dataset card"):
+        _publish(hub, version_dir)
+    assert not hub.commits and not hub.lfs
 
 
 def test_a_conflict_on_the_tag_is_rechecked_without_a_second_commit(hub: HubStandIn, version_dir: Path) -> None:

@@ -28,8 +28,8 @@ TASK_CATEGORIES = ["text-classification"]
 TAGS = ["reward-modeling", "preference", "rlhf", "distribution-shift", "genies"]
 UNKNOWN_LICENSE = "unknown"
 
-# Most restrictive first. A license missing from this list ranks just below `unknown`: the card then states
-# a license we cannot order, which is safer than understating the restriction.
+# Most restrictive first. A license missing from this list ranks just below `unknown` (the card then states
+# a license we cannot order, which is safer than understating the restriction) and is stated as `other`.
 LICENSE_ORDER = (
     UNKNOWN_LICENSE,
     "cc-by-nc-nd-4.0",
@@ -125,6 +125,20 @@ def _union(*values: Any) -> list[Any]:
     return list(dict.fromkeys(v for value in values for v in _as_list(value)))
 
 
+def stated_licenses(data: DatasetCardData) -> list[str]:
+    """The license ids a card states; `other` stands for its `license_name`."""
+    return [data.get("license_name") if lic == "other" else lic for lic in _as_list(data.license)]
+
+
+def state_license(data: DatasetCardData, license_id: str) -> None:
+    """The Hub accepts its own license ids only: any other license is stated as `other` plus its name."""
+    if license_id in LICENSE_ORDER:
+        data.license = license_id
+        data.pop("license_name", None)
+    else:
+        data.license, data.license_name = "other", license_id
+
+
 def source_licenses(manifest: Mapping[str, Any]) -> dict[str, str]:
     return {name: hub_license_id(info.get("license")) for name, info in manifest.get("sources", {}).items()}
 
@@ -133,7 +147,7 @@ def card_metadata(staged: StagedRepository, existing: DatasetCardData | None = N
     """This version's card metadata merged into `existing` (kept keys, unioned configs, strictest license)."""
     manifest = staged.version.manifest
     data = DatasetCardData(**(existing.to_dict() if existing is not None else {}))
-    data.license = most_restrictive([*_as_list(data.license), *source_licenses(manifest).values()])
+    state_license(data, most_restrictive([*stated_licenses(data), *source_licenses(manifest).values()]))
     data.pretty_name = data.pretty_name or manifest.get("dataset")
     data.task_categories = _union(data.task_categories, TASK_CATEGORIES)
     data.tags = _union(data.get("tags"), TAGS)
@@ -190,7 +204,7 @@ def render_card(staged: StagedRepository, tag: str, existing: str | None = None)
         tag=tag,
         example_config=staged.version.distributions[0],
         manifest=manifest,
-        license=metadata.license,
+        license=stated_licenses(metadata)[0],
         configs=_config_rows(staged),
         shifts=staged.version.shifts().to_pylist(),
         source_licenses=source_licenses(manifest),

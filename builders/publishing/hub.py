@@ -259,11 +259,17 @@ class HubPublisher:
         def commit() -> str:
             operations = [CommitOperationAdd(p, str(staged.root / p)) for p in changed]
             operations += [CommitOperationDelete(p) for p in deleted]
-            info = self.api.create_commit(
-                self.repo_id, operations, repo_type=REPO_TYPE, revision=self.branch, parent_commit=head,
-                commit_message=f"Publish {manifest.get('dataset')} {tag}",
-                commit_description=f"content sha256 {manifest.get('content_sha256')}",
-            )
+            try:
+                info = self.api.create_commit(
+                    self.repo_id, operations, repo_type=REPO_TYPE, revision=self.branch, parent_commit=head,
+                    commit_message=f"Publish {manifest.get('dataset')} {tag}",
+                    commit_description=f"content sha256 {manifest.get('content_sha256')}",
+                )
+            except ValueError as exc:  # huggingface_hub's answer when the Hub's YAML validation refuses the card
+                raise GeniesError(
+                    f"the Hub refused the dataset card of {self.repo_id}: {exc}",
+                    "fix the offending keys of the existing card on the Hub (or the source licenses), then rerun",
+                ) from None
             return info.oid
 
         return self._call("commit", commit, conflicts_pass=True)
