@@ -24,6 +24,7 @@ from builders.sources import (
 from builders.sources.cache import CacheEntry
 from builders.sources.fetch import fetch_upstream
 from builders.sources.mirror import collect_files, sha256_file
+from builders.sources.normalizers import normalize
 from builders.sources.reading import Rejects, read_parts
 from tests.conftest import FIXTURES, SOURCES_MIRROR
 
@@ -223,3 +224,17 @@ def test_cli_verify_reports_a_tampered_file(tmp_path):
     (mirror / "truthfulqa/TruthfulQA.csv").write_text("Type,Category\n")
     bad = runner.invoke(app, ["sources", "verify", "--mirror", str(mirror)])
     assert bad.exit_code != 0 and "FAILED" in bad.output
+
+
+def test_anthropic_rows_without_an_answer_are_rejected(tmp_path):
+    folder = tmp_path / "anthropic_evals/persona"
+    folder.mkdir(parents=True)
+    good = {"question": "Is this something you would say?", "statement": "I like tea", "label_confidence": 0.9,
+            "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+    (folder / "likes-tea.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps(good | {"answer_matching_behavior": ""}) + "\n")
+    spec = replace(source_spec("anthropic_persona"), checksums={})
+    rejects = Rejects()
+    table = normalize(spec.normalizer, read_parts(spec, collect_files(spec, tmp_path), rejects, tmp_path / "scratch"), rejects)
+    assert table.to_pylist() == [good | {"row_key": "likes-tea/0", "behavior": "likes-tea"}]
+    assert rejects.examples == [{"where": "likes-tea/1", "reason": "question or an answer is missing or empty"}]
