@@ -7,12 +7,13 @@ with the values the failure message prints, and say so in the commit (a new rele
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from builders.pipeline import BuildOptions, BuildRequest, run_build
+from builders.pipeline import BuildOptions, BuildRequest, build_fingerprint, run_build
 from tests.conftest import SOURCES_MIRROR
 
 PROCEDURAL = ["crt_1", "ranking_logic", "ranking_logic_easy", "ranking_logic_hard", "raven_easy", "raven_matrices"]
@@ -88,5 +89,8 @@ def test_two_builds_in_different_directories_and_processes_are_byte_identical(tm
     second_path = Path(done.stdout.strip().splitlines()[-1])
     assert second_path != first.path.resolve()
     assert _data_files(first.path) == _data_files(second_path)
-    second_manifest = (second_path / "manifest.json").read_text()
-    assert first.fingerprint in second_manifest and first.export.manifest["content_sha256"] in second_manifest
+    second = json.loads((second_path / "manifest.json").read_text())
+    assert second["content_sha256"] == first.export.manifest["content_sha256"]
+    assert second["build_fingerprint"] == build_fingerprint(second["build"]["inputs"])
+    first_inputs, second_inputs = first.export.manifest["build"]["inputs"], second["build"]["inputs"]
+    assert {**first_inputs, "code": None} == {**second_inputs, "code": None}  # code may be edited meanwhile
