@@ -82,7 +82,8 @@ def server_counters(base_url: str) -> dict | None:
 
 def run(args: argparse.Namespace, base_url: str, cache: Path) -> int:
     config = LLMConfig(base_url=base_url, api_key=args.api_key, model=args.model, cache_path=cache,
-                       concurrency=args.concurrency, transport=args.transport, timeout_s=args.timeout, max_attempts=args.max_attempts,
+                       concurrency=args.concurrency, transport=args.transport, timeout_s=args.timeout,
+                       max_attempts=args.max_attempts,
                        backoff_s=0.1, max_wait_s=5.0)
     requests = [ChatRequest([{"role": "user", "content": f"Benchmark request {i}: say something about {i}."}],
                             step="benchmark", params={"max_tokens": 32})

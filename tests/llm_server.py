@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
@@ -26,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 HOST = "127.0.0.1"
-STATE: web.AppKey["_State"] = web.AppKey("state")
+STATE: web.AppKey[_State] = web.AppKey("state")
 Behaviour = str | dict[str, Any]
 
 
@@ -207,7 +208,7 @@ class LLMServer:
         self._started.set()
         self._loop.run_forever()
 
-    def start(self) -> "LLMServer":
+    def start(self) -> LLMServer:
         self._thread.start()
         self._started.wait(10)
         return self
@@ -217,7 +218,7 @@ class LLMServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
-    def __enter__(self) -> "LLMServer":
+    def __enter__(self) -> LLMServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -251,7 +252,5 @@ async def _serve_forever(config: ServerConfig, port: int) -> None:
 
 if __name__ == "__main__":
     config, port = _parse_args(sys.argv[1:])
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(config, port))
-    except KeyboardInterrupt:
-        pass

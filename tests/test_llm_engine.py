@@ -101,9 +101,9 @@ def test_deterministic_4xx_is_cached_as_an_error(tmp_path: Path) -> None:
 
 
 def test_bad_credentials_stop_the_run(tmp_path: Path) -> None:
-    with LLMServer(ServerConfig(script={".": [{"status": 401}]})) as server:
-        with pytest.raises(GeniesError, match="check OPENAI_API_KEY"):
-            run(make_engine(server, tmp_path), [ask(f"q{i}") for i in range(3)])
+    with (LLMServer(ServerConfig(script={".": [{"status": 401}]})) as server,
+          pytest.raises(GeniesError, match="check OPENAI_API_KEY")):
+        run(make_engine(server, tmp_path), [ask(f"q{i}") for i in range(3)])
 
 
 def test_identical_requests_in_flight_are_sent_once(tmp_path: Path) -> None:

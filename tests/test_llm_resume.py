@@ -21,7 +21,8 @@ from pathlib import Path
 from builders.llm import ChatRequest, Engine, LLMConfig
 
 url, cache, n, concurrency = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-with Engine(LLMConfig(base_url=url, api_key="k", model="test-model", cache_path=cache, concurrency=concurrency)) as engine:
+config = LLMConfig(base_url=url, api_key="k", model="test-model", cache_path=cache, concurrency=concurrency)
+with Engine(config) as engine:
     requests = [ChatRequest([{"role": "user", "content": f"resume {i}"}], step="resume") for i in range(n)]
     print(sum(result.ok for result in engine.run_batch(requests, show_progress=False)))
 """

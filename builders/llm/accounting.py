@@ -74,7 +74,7 @@ class StepStats:
         current = getattr(self, name)
         setattr(self, name, None if value is None or current is None else current + value)
 
-    def merge(self, other: "StepStats") -> None:
+    def merge(self, other: StepStats) -> None:
         for f in fields(self):
             if f.name in {"cost_usd", "est_cost_usd"}:
                 self.add_cost(getattr(other, f.name), estimate=f.name == "est_cost_usd")

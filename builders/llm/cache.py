@@ -94,7 +94,7 @@ class RequestCache:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "RequestCache":
+    def __enter__(self) -> RequestCache:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,11 +1,12 @@
 """OpenAI-compatible chat clients: classify every failure, retry only the retryable ones.
 
 Two transports speak the same protocol: the `openai` SDK (default) and plain aiohttp (`transport =
-"aiohttp"`, for fast local servers). The SDK's own retries are off (max_retries=0) so tenacity is the only retry layer: retries
-never multiply. A 429 waits as long as its Retry-After says; other retryable failures (408, 409, 425,
-5xx, timeouts, connection errors, bodies that are not a chat completion, empty answers) back off
-exponentially with jitter, for a bounded number of attempts. The body is parsed here rather than by the
-SDK, so garbage from a server surfaces as a retryable failure instead of an empty string.
+"aiohttp"`, for fast local servers). The SDK's own retries are off (max_retries=0), so tenacity is the
+only retry layer and retries never multiply. A 429 waits as long as its Retry-After says; other
+retryable failures (408, 409, 425, 5xx, timeouts, connection errors, bodies that are not a chat
+completion, empty answers) back off exponentially with jitter, for a bounded number of attempts.
+The body is parsed here rather than by the SDK, so garbage from a server surfaces as a retryable
+failure instead of an empty string.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -65,7 +66,7 @@ class Answer:
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
 
     @classmethod
-    def from_cache(cls, body: Mapping[str, Any]) -> "Answer":
+    def from_cache(cls, body: Mapping[str, Any]) -> Answer:
         return cls(body["text"], body.get("finish_reason"), body.get("model"),
                    int(body.get("prompt_tokens") or 0), int(body.get("completion_tokens") or 0))
 
@@ -85,7 +86,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     except ValueError:
         pass
     try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
 
@@ -171,7 +172,7 @@ class AiohttpChatClient:
         try:
             async with self._session.post(self._url, json=payload, headers=dict(headers)) as response:
                 text = await response.text(errors="replace")
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise RetryableError("timeout") from exc
         except aiohttp.ClientError as exc:
             raise RetryableError(f"connection error: {exc}") from exc

@@ -57,7 +57,8 @@ class LLMConfig:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise GeniesError(f"LLM concurrency must be at least 1, got {self.concurrency}", "set --concurrency 1 or more")
+            raise GeniesError(f"LLM concurrency must be at least 1, got {self.concurrency}",
+                              "set --concurrency 1 or more")
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
             if value is not None and value < 1:

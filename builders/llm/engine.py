@@ -28,7 +28,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from builders.llm.accounting import RunStats, cost_usd, estimate_prompt_tokens
 from builders.llm.cache import RequestCache, request_key
 from builders.llm.client import (
-    Answer, ChatClient, RequestError, RetryableError, RetryPolicy, complete_with_retries, make_client,
+    Answer,
+    ChatClient,
+    RequestError,
+    RetryableError,
+    RetryPolicy,
+    complete_with_retries,
+    make_client,
 )
 from builders.llm.config import LLMConfig, llm_configured, resolve_config
 from builders.llm.limiter import Limiter
@@ -148,7 +154,7 @@ class Engine:
         for reask in range(self.config.max_reasks + 1):
             keyed = self.keyed_request(conversation, template=template, sample=sample, reask=reask, params=params)
             result = await self._ask(step, keyed)
-            if result.status not in ("answer", "dry_run"):
+            if not result.ok:
                 return result
             try:
                 return replace(result, parsed=spec.parse(result.text))
@@ -202,8 +208,8 @@ class Engine:
 
     def _from_cache(self, step: str, key: str, outcome: str, body: Mapping[str, Any]) -> ChatResult:
         if outcome == "error":
-            return ChatResult(key, step, "error", reason=f"cached request error: HTTP {body['status']}: {body['message']}",
-                              from_cache=True)
+            reason = f"cached request error: HTTP {body['status']}: {body['message']}"
+            return ChatResult(key, step, "error", reason=reason, from_cache=True)
         answer = Answer.from_cache(body)
         return ChatResult(key, step, "answer", text=answer.text, from_cache=True, model=answer.model,
                           finish_reason=answer.finish_reason)
@@ -239,7 +245,8 @@ class Engine:
         except RequestError as exc:
             stats.refused += 1
             if exc.cacheable:
-                await asyncio.to_thread(self.cache.put, key, keyed, "error", {"status": exc.status, "message": exc.message})
+                body = {"status": exc.status, "message": exc.message}
+                await asyncio.to_thread(self.cache.put, key, keyed, "error", body)
             return ChatResult(key, step, "error", reason=str(exc))
         except RetryableError as exc:
             stats.failed += 1
@@ -314,7 +321,7 @@ class Engine:
     def close(self) -> None:
         self.cache.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -54,7 +54,7 @@ class Limiter:
         self._tokens = TokenBucket(tpm) if tpm else None
 
     @asynccontextmanager
-    async def slot(self, estimated_tokens: int) -> AsyncIterator["Reservation"]:
+    async def slot(self, estimated_tokens: int) -> AsyncIterator[Reservation]:
         """Hold one concurrency slot for one attempt; report real usage on the yielded reservation."""
         async with self._slots:
             if self._requests:
