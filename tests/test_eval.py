@@ -143,7 +143,7 @@ def test_hf_scorer_scores_text_pairs_in_input_order(tiny_reward_model) -> None:
 
 def test_hf_scorer_is_frozen_so_it_has_no_differential_elicitation(tiny_version, tiny_reward_model) -> None:
     scorer = build_scorer(f"hf:{tiny_reward_model}", batch_size=64)
-    [result] = evaluate_shifts(tiny_version, select_shifts(version, "easy->hard"), scorer)
+    [result] = evaluate_shifts(tiny_version, select_shifts(tiny_version, "easy->hard"), scorer)
     assert result.ok and result.row["scorer"] == f"hf:{tiny_reward_model}"
     assert result.row["differential_elicitation"] is None
     assert result.row["zero_shot_accuracy"] == result.row["target_accuracy"]
