@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import yaml
 from aiohttp import web
@@ -125,7 +125,7 @@ class HubStandIn:
 
     # ---- control -------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "HubStandIn":
+    def __enter__(self) -> Self:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
         return self

@@ -12,7 +12,6 @@ import datasets
 import httpx2
 import huggingface_hub
 import pytest
-import yaml
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -89,7 +88,7 @@ def _config_names(metadata: dict) -> list[str]:
 
 
 def test_dry_run_loads_every_config_with_datasets(version_dir: Path, tmp_path: Path) -> None:
-    _, staged = dry_run(version_dir, REPO_ID, tmp_path / "repo")
+    dry_run(version_dir, REPO_ID, tmp_path / "repo")
     version = Version.open(version_dir)
     metadata = _card_metadata((tmp_path / "repo" / "README.md").read_text())
     assert _config_names(metadata) == ["pairs", "shifts", "toy_a", "toy_b"]
@@ -344,9 +343,10 @@ def test_a_tag_with_different_content_is_refused(hub: HubStandIn, version_dir: P
     assert len(hub.commits) == 1
 
 
-def test_publish_to_a_branch_keeps_main_untouched(hub: HubStandIn, version_dir: Path) -> None:
-    result = _publish(hub, version_dir, branch="staging")
+def test_publish_to_a_branch_of_a_new_private_repo_keeps_main_untouched(hub: HubStandIn, version_dir: Path) -> None:
+    result = _publish(hub, version_dir, branch="staging", private=True)
     repo = hub.repos[REPO_ID]
+    assert repo.private
     assert hub.commits[0]["branch"] == "staging"
     assert repo.tags["v1.0.0"] == repo.branches["staging"] == result.commit
     assert set(hub.files(REPO_ID, "main")) == {".gitattributes"}

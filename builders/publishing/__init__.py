@@ -20,7 +20,7 @@ from huggingface_hub import get_token
 from builders.errors import GeniesError
 from builders.export import MANIFEST, Version
 from builders.publishing.card import render_card
-from builders.publishing.hub import HubPublisher, PublishResult, RetryPolicy, check_repo_id, tag_for
+from builders.publishing.hub import DEFAULT_RETRY, HubPublisher, PublishResult, RetryPolicy, check_repo_id, tag_for
 from builders.publishing.layout import CARD, StagedFile, StagedRepository, stage_repository
 
 __all__ = ["PublishResult", "RetryPolicy", "StagedFile", "StagedRepository", "dry_run", "publish_version"]
@@ -86,7 +86,7 @@ def publish_version(
     branch: str = "main",
     endpoint: str | None = None,
     token: str | None = None,
-    retry: RetryPolicy = RetryPolicy(),
+    retry: RetryPolicy = DEFAULT_RETRY,
     on_file: Callable[[str], None] | None = None,
 ) -> tuple[PublishResult, list[StagedFile]]:
     """Push a version as one commit and a tag; a no-op when that tag already holds the same files."""

@@ -20,7 +20,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from builders.errors import GeniesError
-from builders.publishing.layout import PAIRS_CONFIG, SHIFTS_CONFIG, StagedFile, StagedRepository, data_files_pattern
+from builders.publishing.layout import PAIRS_CONFIG, SHIFTS_CONFIG, StagedRepository, data_files_pattern
 from builders.templating import render
 
 CARD_TEMPLATE = "card/hub_README.md.j2"

@@ -52,6 +52,9 @@ class RetryPolicy:
     conflict_attempts: int = 5
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 @dataclass
 class PublishResult:
     status: str  # "published", "unchanged" or "dry-run"
@@ -125,8 +128,8 @@ def hub_error(exc: Exception, action: str, repo_id: str, endpoint: str) -> Genie
         401: ("the Hub rejected the token (401)",
               "set HF_TOKEN to a valid token with write access, or run `hf auth login`"),
         403: (f"the token may not write to {repo_id} (403)",
-              f"use a token with write access to the {repo_id.split('/')[0]} namespace (fine-grained tokens "
-              "need 'write' on this repository)"),
+              f"use a token with write access to the {repo_id.split('/')[0]} namespace "
+              + "(fine-grained tokens need 'write' on this repository)"),
         404: (f"{repo_id} or its revision was not found (404)",
               "check --repo and --revision; a private repository needs a token that can see it"),
         409: (f"{repo_id} changed concurrently and the conflict persisted (409)",
@@ -156,7 +159,7 @@ class HubPublisher:
         token: str | None = None,
         branch: str = "main",
         private: bool = False,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         token = token or get_token()
         if not token:
