@@ -238,3 +238,15 @@ def test_anthropic_rows_without_an_answer_are_rejected(tmp_path):
     table = normalize(spec.normalizer, read_parts(spec, collect_files(spec, tmp_path), rejects, tmp_path / "scratch"), rejects)
     assert table.to_pylist() == [good | {"row_key": "likes-tea/0", "behavior": "likes-tea"}]
     assert rejects.examples == [{"where": "likes-tea/1", "reason": "question or an answer is missing or empty"}]
+
+
+def test_fetch_copies_upstream_layout_into_the_cache_mirror_then_loads(tmp_path, cache, monkeypatch):
+    shp = source_spec("shp")
+    local_upstream = replace(shp, upstream=replace(shp.upstream, fetch=(FIXTURE_MIRROR / "shp").as_uri() + "/"))
+    monkeypatch.setattr("builders.sources.source_spec", lambda name: local_upstream)
+    source = load_source("shp", cache_dir=cache)
+    fetched = cache / "mirror" / "shp"
+    assert sorted(p.relative_to(fetched).as_posix() for p in fetched.rglob("*.json")) == [
+        "askculinary/train.json", "askculinary/validation.json", "changemyview/test.json", "changemyview/train.json"]
+    assert source.table.num_rows == 5 and source.origin == f"mirror {cache / 'mirror'}"
+    assert not [p for p in (cache / "mirror").iterdir() if p.name.startswith(".")]

@@ -54,6 +54,22 @@ def sha256_file(path: str | Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256_unchanged_file(path: str) -> str:
+    """sha256 of a file, hashed once per process while its size and mtime stay the same.
+
+    An unpinned source's revision is the digest of its files, so every load must know it; a build
+    that reads SHP for three distributions should not hash a gigabyte three times.
+    """
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
 @dataclass(frozen=True)
 class MirrorFiles:
     """The files of one source found in one mirror, with the checksum-derived revision."""
@@ -87,7 +103,7 @@ def collect_files(spec: SourceSpec, root: Path) -> MirrorFiles:
             f"source {spec.name!r}: mirror {root} has no files matching {', '.join(spec.mirror_path)}",
             f"lay the upstream files out as docs/sources.md describes for {spec.name}",
         )
-    observed = {p: sha256_file(os.path.join(root, p)) for p in relpaths}
+    observed = {p: _sha256_unchanged_file(os.path.join(root, p)) for p in relpaths}
     return MirrorFiles(root, tuple(relpaths), "sha256:" + checksum_digest(observed), verified=False)
 
 
