@@ -11,6 +11,7 @@ import pytest
 
 from builders.errors import GeniesError
 from builders.llm import ChatRequest, Engine, JsonSchema, LLMConfig, Parser, RequestCache
+from builders.llm.limiter import Limiter
 from tests.llm_server import LLMServer, ServerConfig
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "integer"}},
@@ -70,11 +71,12 @@ def test_429_waits_for_retry_after(tmp_path: Path) -> None:
     assert result.text == "fine" and engine.stats.total().retries == 1
 
 
+@pytest.mark.parametrize("transport", ["openai", "aiohttp"])
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 503}, {"status": 408}, {"malformed": True},
                                    {"not_completion": True}, {"empty": True}, {"hang": True}])
-def test_transient_faults_are_retried(tmp_path: Path, fault: dict) -> None:
+def test_transient_faults_are_retried(tmp_path: Path, fault: dict, transport: str) -> None:
     with LLMServer(ServerConfig(script={"flaky": [fault, fault, "recovered"]}, hang_s=30)) as server:
-        engine = make_engine(server, tmp_path, timeout_s=0.5)
+        engine = make_engine(server, tmp_path, timeout_s=0.5, transport=transport)
         [result] = run(engine, [ask("flaky")])
         assert result.text == "recovered" and engine.stats.total().retries == 2
         assert list(server.successes.values()) == [1]
@@ -182,3 +184,28 @@ def test_chat_from_a_running_loop(server: LLMServer, tmp_path: Path) -> None:
 
     with make_engine(server, tmp_path) as engine:
         assert "to: async" in asyncio.run(main(engine))
+
+
+def test_token_budget_waits_and_settles() -> None:
+    async def main() -> tuple[float, float]:
+        limiter = Limiter(concurrency=8, tpm=60_000)  # 1,000 tokens a second, 1,000 at most in the bucket
+        start = time.perf_counter()
+        for _ in range(2):
+            async with limiter.slot(400) as reservation:
+                reservation.used = 400
+        burst = time.perf_counter() - start
+        async with limiter.slot(500) as reservation:
+            reservation.used = 50
+        async with limiter.slot(600):
+            pass
+        return burst, time.perf_counter() - start
+
+    burst, total = asyncio.run(main())
+    assert burst < 0.05, "the first second's budget is available at once"
+    assert 0.25 <= total < 0.75, "waits 0.3 s for the third; the refund of 450 tokens cuts the fourth wait to 0.15 s"
+
+
+def test_server_lists_its_model(server: LLMServer) -> None:
+    import openai
+
+    assert [m.id for m in openai.OpenAI(base_url=server.url, api_key="k").models.list()] == ["test-model"]
