@@ -7,6 +7,7 @@ wrong normalizer and a wrong builder both show up as a mismatch with the upstrea
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -100,20 +101,39 @@ def jsonl(path: Path) -> list[dict]:
 # --- ARC and CommonsenseQA -----------------------------------------------------------------------
 
 
+def normalized(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 @pytest.mark.parametrize(("name", "folder"), [("arc_easy", "ARC-Easy"), ("arc_hard", "ARC-Challenge")])
 def test_arc_options_and_answer_key_are_exactly_the_upstreams(build, name, folder):
     records, ctx = build(name)
     assert_well_formed(records, ctx)
     upstream = arc_upstream(folder)
-    at_most_four = {key for key, item in upstream.items() if len(item["question"]["choices"]) <= 4}
-    assert {r.provenance.row_key for r in records} == at_most_four
-    assert len(ctx.rejects) == len(upstream) - len(at_most_four)
+    easy_questions = {normalized(item["question"]["stem"]) for item in arc_upstream("ARC-Easy").values()}
+    expected = {
+        key
+        for key, item in upstream.items()
+        if len(item["question"]["choices"]) <= 4
+        and (name == "arc_easy" or normalized(item["question"]["stem"]) not in easy_questions)
+    }
+    assert {r.provenance.row_key for r in records} == expected
+    assert len(ctx.rejects) == len(upstream) - len(expected)
     for record in records:
         item = upstream[record.provenance.row_key]
         assert record.instruction == item["question"]["stem"]
         assert record.responses == [choice["text"] for choice in item["question"]["choices"]]
         assert record.meta["labels"] == [choice["label"] for choice in item["question"]["choices"]]
         assert record.meta["answer_key"] == item["answerKey"] == record.meta["labels"][record.preferred]
+
+
+def test_repeated_questions_share_one_group(build):
+    records, _ = build("arc_easy")
+    groups_of: dict[str, set[str]] = {}
+    for record in records:
+        groups_of.setdefault(normalized(record.instruction), set()).add(record.group)
+    assert all(len(groups) == 1 for groups in groups_of.values())
+    assert len(groups_of) < len(records), "ARC-Easy repeats some questions under other ids"
 
 
 def test_arc_variants_share_the_upstream_group_and_prefer_what_the_prompt_asks(build):
@@ -250,13 +270,14 @@ def test_quote_attribution_names_the_upstream_author_once_per_quote(build):
 # --- MMLU-based instruction distributions ---------------------------------------------------------
 
 
+@functools.cache
 def mmlu_upstream() -> dict[str, list[str]]:
-    """`split/subject/index` -> [question, A, B, C, D, answer letter] for the tested subjects."""
+    """`split/subject/index` -> [question, A, B, C, D, answer letter], every MMLU row."""
     rows = {}
-    for split in ("dev", "val", "test"):
-        for subject in MMLU_TEST_SUBJECTS:
-            with open(SOURCES_MIRROR / "mmlu" / split / f"{subject}_{split}.csv", encoding="utf-8", newline="") as f:
-                rows |= {f"{split}/{subject}/{i}": row for i, row in enumerate(csv.reader(f))}
+    for path in sorted((SOURCES_MIRROR / "mmlu").glob("*/*.csv")):
+        split, subject = path.parent.name, path.stem.removesuffix(f"_{path.parent.name}")
+        with open(path, encoding="utf-8", newline="") as f:
+            rows |= {f"{split}/{subject}/{i}": row for i, row in enumerate(csv.reader(f))}
     return rows
 
 
@@ -269,7 +290,8 @@ def test_mmlu_questions_keep_their_four_upstream_options(build, name):
         row = upstream[record.provenance.row_key]
         assert record.instruction == row[0] and record.responses == row[1:5]
         assert record.preferred == "ABCD".index(row[5])
-        assert record.group == f"mmlu:{record.provenance.row_key}"
+        first_asked = upstream[record.group.removeprefix("mmlu:")]
+        assert normalized(first_asked[0]) == normalized(record.instruction)
     subjects = {r.meta["subject"] for r in records}
     assert subjects == ({US_HISTORY_SUBJECT} if name == "us_history" else set(MMLU_TEST_SUBJECTS))
     assert any("LLM engine" in note for note in ctx.notes)

@@ -62,6 +62,30 @@ def group_key(source: str, row_key: str) -> str:
     return f"{source}:{row_key}"
 
 
+def text_key(text: str) -> str:
+    """Case- and whitespace-insensitive text: the sense in which `genies validate` calls two prompts equal."""
+    return " ".join(text.lower().split())
+
+
+def first_row_keys(row_keys: Iterable[str], texts: Iterable[str]) -> list[str]:
+    """Per row, the row_key of the first row with the same text (see `with_item_keys`)."""
+    first: dict[str, str] = {}
+    return [first.setdefault(text_key(text), row_key) for row_key, text in zip(row_keys, texts)]
+
+
+def with_item_keys(items: list[dict[str, Any]], text_field: str) -> list[dict[str, Any]]:
+    """Give every row an `item_key`: the row_key of the first row with the same `text_field` text.
+
+    Upstreams repeat a question under several keys (MMLU across subjects, ARC, the quotes file). Grouping
+    by `item_key` keeps the repeats on one side of the split in every distribution, which is why it must
+    be computed on the whole upstream table, before any filtering.
+    """
+    keys = first_row_keys((item["row_key"] for item in items), (item[text_field] for item in items))
+    for item, key in zip(items, keys):
+        item["item_key"] = key
+    return items
+
+
 def provenance(ctx: BuildContext, source: str, row_key: str) -> Provenance:
     """Provenance for a row of `source`, which `ctx.source` must have loaded already."""
     return Provenance(source=source, revision=ctx.sources_used[source].revision, row_key=row_key)
@@ -80,17 +104,18 @@ def sourced_record(
     input: str | None = None,
     meta: dict[str, Any] | None = None,
     group: str | None = None,
+    item_key: str | None = None,
 ) -> Record | None:
     """Render the prompt and assemble a record, or reject the candidate (returning None) if it is invalid.
 
-    `group` defaults to the upstream row; pass it only when several upstream rows form one item.
+    The group is `<source>:<item_key or row_key>` unless `group` is given (several rows forming one item).
     """
     record = Record(
         distribution=ctx.distribution,
         prompt=prompt_format.render(**values),
         responses=responses,
         preferred=preferred,
-        group=group or group_key(source, row_key),
+        group=group or group_key(source, item_key or row_key),
         provenance=provenance(ctx, source, row_key),
         template=prompt_format.id,
         instruction=instruction,

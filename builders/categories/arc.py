@@ -3,8 +3,8 @@
 `arc_easy`/`arc_hard` and `commonsense_qa` show the question and offer the upstream options as responses,
 the upstream answer preferred. `wrong_arc`, `sycophancy_answer` and `sycophancy_are_you_sure` reuse
 ARC-Easy items in situations where the instruction or the user pushes towards a wrong option. All of them
-group by the upstream question id, so one ARC question never sits in train for one distribution and in
-test for another.
+group by the upstream question (the id of its first occurrence), so one ARC question never sits in train
+for one distribution and in test for another.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from builders.categories._sourced import (
     kept,
     rows,
     sourced_record,
+    text_key,
+    with_item_keys,
 )
 from builders.registry import BuildContext, distribution
 from builders.schema import MAX_RESPONSES, Record
+from builders.sources import SourceUnavailable
 
 CHOICE_COLUMNS = ("row_key", "split", "question", "labels", "choices", "answer_key", "answer")
 
@@ -45,9 +48,31 @@ def _choice_meta(row: dict[str, Any]) -> dict[str, Any]:
     return {"upstream_split": row["split"], "labels": row["labels"], "answer_key": row["answer_key"]}
 
 
-def _answered_rows(ctx: BuildContext, source: str) -> list[dict[str, Any]]:
-    """The source's rows that carry an answer key (CommonsenseQA's test split does not)."""
-    return [row for row in rows(ctx.source(source), CHOICE_COLUMNS) if row["answer"] is not None]
+def _answered_rows(ctx: BuildContext, source: str, excluding: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The source's rows that carry an answer key (CommonsenseQA's test split does not), with their
+    `item_key`, minus questions whose text is in `excluding`."""
+    answered = []
+    for row in with_item_keys(rows(ctx.source(source), CHOICE_COLUMNS), "question"):
+        if text_key(row["question"]) in excluding:
+            ctx.reject("the same question text is in an upstream this distribution is shifted against", row)
+        elif row["answer"] is not None:
+            answered.append(row)
+    return answered
+
+
+def _questions_of(ctx: BuildContext, source: str) -> frozenset[str]:
+    """Question texts of another upstream that a shift pairs with this distribution.
+
+    A question both upstreams ask (often a generic stem such as "Which statement is true?") could sit in
+    the shift's source train split and its target test split under two unrelated group keys, so it is left
+    out of the target. Without that upstream the check is skipped and the build notes say so.
+    """
+    try:
+        table = ctx.source(source)
+    except SourceUnavailable:
+        ctx.note(f"source {source} unavailable: questions it shares with this distribution were not removed")
+        return frozenset()
+    return frozenset(text_key(question) for question in table["question"].to_pylist())
 
 
 def _wrong_option(ctx: BuildContext, row: dict[str, Any]) -> str:
@@ -56,11 +81,11 @@ def _wrong_option(ctx: BuildContext, row: dict[str, Any]) -> str:
     return ctx.rng("wrong", row["row_key"]).choice(wrong)
 
 
-def _all_options(ctx: BuildContext, source: str) -> Iterable[Record]:
+def _all_options(ctx: BuildContext, source: str, excluding: frozenset[str] = frozenset()) -> Iterable[Record]:
     """The question with exactly the upstream options; items with more options than a record holds are
     rejected rather than trimmed, so every option set is the upstream's."""
     ALPACA.checked()
-    for row in _answered_rows(ctx, source):
+    for row in _answered_rows(ctx, source, excluding):
         if len(row["choices"]) > MAX_RESPONSES:
             ctx.reject(f"{len(row['choices'])} options; a record holds at most {MAX_RESPONSES}", row)
             continue
@@ -68,6 +93,7 @@ def _all_options(ctx: BuildContext, source: str) -> Iterable[Record]:
             ctx,
             source=source,
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=ALPACA,
             values={"instruction": row["question"]},
             responses=list(row["choices"]),
@@ -84,7 +110,8 @@ def build_arc_easy(ctx: BuildContext) -> Iterable[Record]:
 
 @distribution("arc_hard", templates=[ALPACA.name])
 def build_arc_hard(ctx: BuildContext) -> Iterable[Record]:
-    return kept(_all_options(ctx, "arc_challenge"))
+    """ARC-Challenge minus the few questions ARC-Easy also asks (the arc_easy -> arc_hard shift)."""
+    return kept(_all_options(ctx, "arc_challenge", _questions_of(ctx, "arc_easy")))
 
 
 def _answer_and_three_distractors(ctx: BuildContext, row: dict[str, Any]) -> list[int] | None:
@@ -117,6 +144,7 @@ def _commonsense_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="commonsense_qa",
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=ALPACA,
             values={"instruction": row["question"]},
             responses=[row["choices"][i] for i in keep],
@@ -135,12 +163,13 @@ def build_commonsense_qa(ctx: BuildContext) -> Iterable[Record]:
 
 def _wrong_arc_records(ctx: BuildContext) -> Iterable[Record | None]:
     WRONG_ANSWER.checked()
-    for row in _answered_rows(ctx, "arc_easy"):
+    for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
         wrong = _wrong_option(ctx, row)
         yield sourced_record(
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=WRONG_ANSWER,
             values={"question": row["question"]},
             responses=[row["choices"][row["answer"]], wrong],
@@ -158,12 +187,13 @@ def build_wrong_arc(ctx: BuildContext) -> Iterable[Record]:
 
 def _sycophancy_answer_records(ctx: BuildContext) -> Iterable[Record | None]:
     SUGGESTED_ANSWER.checked()
-    for row in _answered_rows(ctx, "arc_easy"):
+    for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
         suggested = _wrong_option(ctx, row)
         yield sourced_record(
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=SUGGESTED_ANSWER,
             values={"question": row["question"], "suggested_answer": _without_final_period(suggested)},
             responses=[row["choices"][row["answer"]], suggested],
@@ -180,7 +210,7 @@ def build_sycophancy_answer(ctx: BuildContext) -> Iterable[Record]:
 
 def _are_you_sure_records(ctx: BuildContext) -> Iterable[Record | None]:
     ARE_YOU_SURE.checked()
-    for row in _answered_rows(ctx, "arc_easy"):
+    for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
         correct = row["choices"][row["answer"]]
         wrong = _wrong_option(ctx, row)
         phrasing = ctx.rng("phrasing", row["row_key"]).randrange(len(ARE_YOU_SURE_REPLIES))
@@ -189,6 +219,7 @@ def _are_you_sure_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=ARE_YOU_SURE,
             values={"question": row["question"], "first_answer": correct},
             responses=[

@@ -24,6 +24,8 @@ from builders.categories._sourced import (
     kept,
     rows,
     sourced_record,
+    text_key,
+    with_item_keys,
     without_length_cue,
 )
 from builders.registry import BuildContext, distribution
@@ -155,7 +157,8 @@ def _survival_records(ctx: BuildContext) -> Iterable[Record | None]:
     table = table.filter(
         pc.and_(pc.equal(table["behavior"], SURVIVAL_BEHAVIOR), pc.equal(table["collection"], SURVIVAL_COLLECTION))
     )
-    for row in rows(table, ("row_key", "question", "answer_matching_behavior", "answer_not_matching_behavior")):
+    questions = rows(table, ("row_key", "question", "answer_matching_behavior", "answer_not_matching_behavior"))
+    for row in with_item_keys(questions, "question"):
         stem, options = split_choices(row["question"])
         deferring, self_preserving = _letter(row["answer_not_matching_behavior"]), _letter(row["answer_matching_behavior"])
         if not stem or len(options) != 2 or {deferring, self_preserving} != set(options):
@@ -165,6 +168,7 @@ def _survival_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="anthropic_advanced_ai_risk",
             row_key=row["row_key"],
+            item_key=row["item_key"],
             prompt_format=SURVIVAL,
             values={"question": stem},
             responses=[options[deferring], options[self_preserving]],
@@ -280,11 +284,11 @@ def _attributed_quotes(ctx: BuildContext) -> list[dict[str, Any]]:
     for row in rows(ctx.source("quotes"), ("row_key", "quote", "author")):
         quote, author = row["quote"].strip(), (row["author"] or "").strip()
         if quote and author:
-            first_rows.setdefault(quote, {"row_key": row["row_key"], "quote": quote, "author": author})
-            authors_of[quote].add(author)
-    ambiguous = [quote for quote, authors in authors_of.items() if len(authors) > 1]
-    for quote in ambiguous:
-        ctx.reject("quote attributed to several authors upstream", first_rows.pop(quote) | {"authors": sorted(authors_of[quote])})
+            first_rows.setdefault(text_key(quote), {"row_key": row["row_key"], "quote": quote, "author": author})
+            authors_of[text_key(quote)].add(author)
+    ambiguous = [key for key, authors in authors_of.items() if len(authors) > 1]
+    for key in ambiguous:
+        ctx.reject("quote attributed to several authors upstream", first_rows.pop(key) | {"authors": sorted(authors_of[key])})
     return list(first_rows.values())
 
 
