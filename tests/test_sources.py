@@ -130,13 +130,16 @@ def test_math_levels_and_boxed_answers(loaded):
     assert table.filter(pc.equal(table["answer"], "")).num_rows < 5
 
 
-@pytest.mark.parametrize("solution, answer", [
-    ("so $x=\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
-    ("first \\boxed{1} then \\boxed{2}", "2"),
-    ("\\fbox{7}", "7"),
-    ("no answer here", None),
-    ("unbalanced \\boxed{3", None),
-])
+@pytest.mark.parametrize(
+    "solution, answer",
+    [
+        ("so $x=\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("first \\boxed{1} then \\boxed{2}", "2"),
+        ("\\fbox{7}", "7"),
+        ("no answer here", None),
+        ("unbalanced \\boxed{3", None),
+    ],
+)
 def test_last_boxed(solution, answer):
     assert last_boxed(solution) == answer
 
@@ -154,7 +157,10 @@ def test_anthropic_files_become_behaviors(loaded):
     assert persona["label_confidence"].null_count == 0
     risk = loaded("anthropic_advanced_ai_risk").table
     assert set(pc.unique(risk["collection"]).to_pylist()) == {
-        "human_generated_evals", "lm_generated_evals", "prompts_for_few_shot_generation"}
+        "human_generated_evals",
+        "lm_generated_evals",
+        "prompts_for_few_shot_generation",
+    }
     assert "survival-instinct" in pc.unique(risk["behavior"]).to_pylist()
 
 

@@ -53,8 +53,12 @@ def test_alpaca_cleaned_fixture(cache):
     rows = source.table.to_pylist()
     assert source.table.column_names == ["row_key", "instruction", "input", "output"]
     assert [r["row_key"] for r in rows] == ["0", "1", "2", "3", "4"]
-    assert rows[1] == {"row_key": "1", "instruction": "Convert the temperature to Fahrenheit.",
-                       "input": "25 degrees Celsius", "output": "25 degrees Celsius is 77 degrees Fahrenheit."}
+    assert rows[1] == {
+        "row_key": "1",
+        "instruction": "Convert the temperature to Fahrenheit.",
+        "input": "25 degrees Celsius",
+        "output": "25 degrees Celsius is 77 degrees Fahrenheit.",
+    }
     assert rows[0]["input"] == ""
     assert source.spec.license == "CC BY-NC 4.0"
 
@@ -64,6 +68,8 @@ def test_unpinned_source_revision_is_the_sha256_of_what_was_read(cache):
     assert not source.verified and source.revision.startswith("sha256:")
     again = load_source("alpaca_cleaned", cache_dir=cache, offline=True)
     assert again.origin == "cache" and again.revision == source.revision
+    with_mirror = load_source("alpaca_cleaned", mirror=FIXTURE_MIRROR, cache_dir=cache)
+    assert with_mirror.origin == "cache" and with_mirror.revision == source.revision
 
 
 def test_gpt4_comparison_fixture_keeps_scores_and_optional_sources(cache):
@@ -199,7 +205,9 @@ def test_cli_pull_then_list_json(tmp_path):
     pulled = runner.invoke(app, ["sources", "pull", "--mirror", str(FIXTURE_MIRROR), "--cache-dir", str(tmp_path)])
     assert pulled.exit_code == 0, pulled.output
     assert "skipped" in pulled.output
-    listed = runner.invoke(app, ["sources", "list", "--json", "--mirror", str(FIXTURE_MIRROR), "--cache-dir", str(tmp_path)])
+    listed = runner.invoke(
+        app, ["sources", "list", "--json", "--mirror", str(FIXTURE_MIRROR), "--cache-dir", str(tmp_path)]
+    )
     assert listed.exit_code == 0, listed.output
     by_name = {d["name"]: d for d in json.loads(listed.output)}
     assert by_name["shp"]["rows_per_split"] == {"test": 1, "train": 3, "validation": 1}
@@ -209,7 +217,9 @@ def test_cli_pull_then_list_json(tmp_path):
 
 
 def test_cli_pull_named_source_missing_from_mirror_fails(tmp_path):
-    result = CliRunner().invoke(app, ["sources", "pull", "quotes", "--mirror", str(FIXTURE_MIRROR), "--cache-dir", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["sources", "pull", "quotes", "--mirror", str(FIXTURE_MIRROR), "--cache-dir", str(tmp_path)]
+    )
     assert result.exit_code != 0
     assert isinstance(result.exception, GeniesError) and "quotes" in result.exception.message
 
@@ -229,13 +239,21 @@ def test_cli_verify_reports_a_tampered_file(tmp_path):
 def test_anthropic_rows_without_an_answer_are_rejected(tmp_path):
     folder = tmp_path / "anthropic_evals/persona"
     folder.mkdir(parents=True)
-    good = {"question": "Is this something you would say?", "statement": "I like tea", "label_confidence": 0.9,
-            "answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+    good = {
+        "question": "Is this something you would say?",
+        "statement": "I like tea",
+        "label_confidence": 0.9,
+        "answer_matching_behavior": " Yes",
+        "answer_not_matching_behavior": " No",
+    }
     (folder / "likes-tea.jsonl").write_text(
-        json.dumps(good) + "\n" + json.dumps(good | {"answer_matching_behavior": ""}) + "\n")
+        json.dumps(good) + "\n" + json.dumps(good | {"answer_matching_behavior": ""}) + "\n"
+    )
     spec = replace(source_spec("anthropic_persona"), checksums={})
     rejects = Rejects()
-    table = normalize(spec.normalizer, read_parts(spec, collect_files(spec, tmp_path), rejects, tmp_path / "scratch"), rejects)
+    table = normalize(
+        spec.normalizer, read_parts(spec, collect_files(spec, tmp_path), rejects, tmp_path / "scratch"), rejects
+    )
     assert table.to_pylist() == [good | {"row_key": "likes-tea/0", "behavior": "likes-tea"}]
     assert rejects.examples == [{"where": "likes-tea/1", "reason": "question or an answer is missing or empty"}]
 
@@ -247,6 +265,10 @@ def test_fetch_copies_upstream_layout_into_the_cache_mirror_then_loads(tmp_path,
     source = load_source("shp", cache_dir=cache)
     fetched = cache / "mirror" / "shp"
     assert sorted(p.relative_to(fetched).as_posix() for p in fetched.rglob("*.json")) == [
-        "askculinary/train.json", "askculinary/validation.json", "changemyview/test.json", "changemyview/train.json"]
+        "askculinary/train.json",
+        "askculinary/validation.json",
+        "changemyview/test.json",
+        "changemyview/train.json",
+    ]
     assert source.table.num_rows == 5 and source.origin == f"mirror {cache / 'mirror'}"
     assert not [p for p in (cache / "mirror").iterdir() if p.name.startswith(".")]

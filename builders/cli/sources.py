@@ -27,13 +27,18 @@ from builders.sources.mirror import MIRROR_ENV, holding_mirror
 from builders.sources.spec import format_checksum_file
 
 sources_app = typer.Typer(
-    help="Raw upstream datasets: list them, pull them into the cache, verify a mirror's checksums.\n\nExample: [bold]genies sources pull --mirror ../shared/sources[/]",
+    help=(
+        "Raw upstream datasets: list them, pull them into the cache, verify a mirror's checksums.\n\n"
+        "Example: [bold]genies sources pull --mirror ../shared/sources[/]"
+    ),
     no_args_is_help=True,
 )
 
 MirrorOption = Annotated[
     list[str] | None,
-    typer.Option("--mirror", help=f"Directory holding upstream files (repeatable; default ${MIRROR_ENV}).", show_default=False),
+    typer.Option(
+        "--mirror", help=f"Directory holding upstream files (repeatable; default ${MIRROR_ENV}).", show_default=False
+    ),
 ]
 CacheOption = Annotated[
     Path | None, typer.Option("--cache-dir", help="Raw-table cache (default $GENIES_CACHE or ~/.cache/genies/sources).")
@@ -81,11 +86,29 @@ def list_command(
     if as_json:
         print_json(described)
         return
-    console.print(summary_table(
-        f"Sources ({len(described)})", ["source", "license", "rows per split", "cached", "in mirror", "revision / checksum"],
-        [(d["name"], d["license"], _splits_text(d["rows_per_split"]), "yes" if d["cached"] else "no",
-          "yes" if d["in_mirror"] else "no", _short(d["revision"]) or "unpinned") for d in described],
-    ))
+    console.print(
+        summary_table(
+            f"Sources ({len(described)})",
+            ["source", "license", "rows per split", "cached", "in mirror", "revision / checksum"],
+            [
+                (
+                    d["name"],
+                    d["license"],
+                    _splits_text(d["rows_per_split"]),
+                    "yes" if d["cached"] else "no",
+                    "yes" if d["in_mirror"] else "no",
+                    _revision_text(d["revision"], d["pinned"]),
+                )
+                for d in described
+            ],
+        )
+    )
+
+
+def _revision_text(revision: str | None, pinned: bool) -> str:
+    if not revision:
+        return "unpinned"
+    return _short(revision) if pinned else f"{_short(revision)} (unpinned: content read)"
 
 
 def _short(revision: str | None) -> str:
@@ -112,9 +135,11 @@ def pull_command(
             progress.update(task, description=f"pulling {spec.name}")
             results.append(_pull_one(spec, mirrors, cache_dir, offline, explicit=bool(names)))
             progress.advance(task)
-    console.print(summary_table(
-        "Pulled sources", ["source", "status", "rows", "rejected rows", "revision / checksum", "seconds"], results
-    ))
+    console.print(
+        summary_table(
+            "Pulled sources", ["source", "status", "rows", "rejected rows", "revision / checksum", "seconds"], results
+        )
+    )
     failed = [r[0] for r in results if r[1].startswith("failed")]
     if failed:
         raise GeniesError(f"{len(failed)} source(s) failed: {', '.join(failed)}", "see the status column above")
@@ -123,15 +148,16 @@ def pull_command(
 def _pull_one(spec: SourceSpec, mirrors: list[Path], cache_dir: Path | None, offline: bool, explicit: bool) -> tuple:
     started = time.perf_counter()
     if mirrors and not explicit and not source_available(spec.name, mirrors, cache_dir):
-        return spec.name, "skipped: not in the mirror", "-", "-", spec.revision or "unpinned", "-"
+        return spec.name, "skipped: not in the mirror", "-", "-", _revision_text(spec.revision, spec.pinned), "-"
     try:
         loaded = load_source(spec.name, mirror=mirrors, cache_dir=cache_dir, offline=offline)
     except GeniesError as exc:
-        return spec.name, f"failed: {exc.message}", "-", "-", spec.revision or "unpinned", "-"
+        return spec.name, f"failed: {exc.message}", "-", "-", _revision_text(spec.revision, spec.pinned), "-"
     status = "cached" if loaded.origin == "cache" else f"built from {loaded.origin}"
     rejected = (loaded.rejects or {}).get("total", 0)
     seconds = f"{time.perf_counter() - started:.2f}"
-    return spec.name, status, f"{loaded.table.num_rows:,}", str(rejected), _short(loaded.revision), seconds
+    revision = _revision_text(loaded.revision, spec.pinned)
+    return spec.name, status, f"{loaded.table.num_rows:,}", str(rejected), revision, seconds
 
 
 def verify_command(names: NamesArgument = None, mirror: MirrorOption = None) -> None:
@@ -152,7 +178,9 @@ def verify_command(names: NamesArgument = None, mirror: MirrorOption = None) -> 
     console.print(summary_table("Mirror verification", ["source", "files", "status"], rows))
     bad = [r[0] for r in rows if r[2].startswith("FAILED")]
     if bad:
-        raise GeniesError(f"{len(bad)} source(s) failed verification: {', '.join(bad)}", "restore the files named above")
+        raise GeniesError(
+            f"{len(bad)} source(s) failed verification: {', '.join(bad)}", "restore the files named above"
+        )
 
 
 def _verify_one(spec: SourceSpec, mirrors: list[Path], explicit: bool) -> tuple[str, str, str]:
@@ -162,11 +190,17 @@ def _verify_one(spec: SourceSpec, mirrors: list[Path], explicit: bool) -> tuple[
         files = verify_source(spec.name, mirrors)
     except (GeniesError, OSError) as exc:
         return spec.name, "-", f"FAILED: {exc}"
-    status = "ok (sha256 verified)" if files.verified else f"unpinned: no checksums recorded; content {_short(files.revision)}"
+    status = (
+        "ok (sha256 verified)"
+        if files.verified
+        else f"unpinned: no checksums recorded; content {_short(files.revision)}"
+    )
     return spec.name, str(len(files.relpaths)), status
 
 
-def lock_command(names: Annotated[list[str], typer.Argument(help="Source names.")], mirror: MirrorOption = None) -> None:
+def lock_command(
+    names: Annotated[list[str], typer.Argument(help="Source names.")], mirror: MirrorOption = None
+) -> None:
     """Record the sha256 of a source's mirrored files in sources/<name>.sha256 (for maintainers).
 
     Review the diff before committing: a changed checksum means a different upstream.
@@ -178,7 +212,9 @@ def lock_command(names: Annotated[list[str], typer.Argument(help="Source names."
     for spec in map(source_spec, names):
         holder = holding_mirror(spec, mirrors)
         if holder is None or spec.spec_path is None:
-            raise SourceUnavailable(f"source {spec.name!r}: no mirror holds its folder {spec.folder}/", f"pass --mirror DIR")
+            raise SourceUnavailable(
+                f"source {spec.name!r}: no mirror holds its folder {spec.folder}/", "pass --mirror DIR"
+            )
         checksums = lock_checksums(spec, holder)
         spec.spec_path.with_suffix(".sha256").write_text(format_checksum_file(checksums), encoding="utf-8")
         rows.append((spec.name, str(len(checksums)), str(spec.spec_path.with_suffix(".sha256"))))
@@ -186,8 +222,14 @@ def lock_command(names: Annotated[list[str], typer.Argument(help="Source names."
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,13 @@
 
     loaded = load_source("mmlu", mirror="../shared/sources")
     loaded.table       # pyarrow Table in the documented raw schema (docs/sources.md), row_key first
-    loaded.revision    # "sha256:<digest of the pinned files>" or the pinned upstream revision
+    loaded.revision    # "sha256:<digest of the pinned files>" (unpinned sources: of the files read)
     loaded.spec.license
 
 Order of lookup: a mirror that holds the source (`mirror=` or `GENIES_MIRROR`, then the cache's own
 download mirror) is read, verified and normalized, unless the cache already has the table for exactly
-that content; with no mirror the cache answers for a pinned source; only then, and never when a mirror
-was named or `offline` is set, are the upstream files fetched.
+that content; with no mirror the cache answers (for an unpinned source, with its latest load); only
+then, and never when a mirror was named or `offline` is set, are the upstream files fetched.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _offline_by_env() -> bool:
 
 
 def cached_entry(spec: SourceSpec, cache_dir: str | Path | None = None) -> CacheEntry | None:
-    """The cache entry a mirror-less load would use: the pinned content's, or the latest pull of an unpinned source."""
+    """The cache entry a mirror-less load would use: the pinned content's, or the latest load of an unpinned source."""
     root = cache_root(cache_dir)
     if spec.pinned:
         entry = CacheEntry.for_revision(root, spec, spec.revision)
@@ -131,17 +131,18 @@ def load_source(
         _refuse_network(spec, mirrors, offline)
         fetch_upstream(spec, root / DOWNLOAD_MIRROR)
         holder = root / DOWNLOAD_MIRROR
-    if spec.checksums:
-        entry = CacheEntry.for_revision(root, spec, spec.revision)
-        if entry.exists():
-            return _from_cache(spec, entry)
-    return _build(spec, collect_files(spec, holder), root)
+    if spec.pinned and (entry := cached_entry(spec, root)) is not None:
+        return _from_cache(spec, entry)
+    files = collect_files(spec, holder)
+    entry = CacheEntry.for_revision(root, spec, files.revision)
+    return _from_cache(spec, entry) if entry.exists() else _build(spec, files, entry)
 
 
 def _refuse_network(spec: SourceSpec, mirrors: list[Path], offline: bool) -> None:
     if mirrors:
         raise SourceUnavailable(
-            f"source {spec.name!r}: no mirror holds its folder {spec.folder}/ (searched {', '.join(map(str, mirrors))})",
+            f"source {spec.name!r}: no mirror holds its folder {spec.folder}/ "
+            f"(searched {', '.join(map(str, mirrors))})",
             f"add the upstream files under <mirror>/{spec.folder}/ (layout in docs/sources.md), or run "
             f"`genies sources pull {spec.name}` without --mirror on a machine with network access",
         )
@@ -154,18 +155,19 @@ def _from_cache(spec: SourceSpec, entry: CacheEntry, origin: str = "cache") -> L
     return LoadedSource(spec, table, meta["revision"], origin, meta["verified"], meta["rejects"], entry.table_path)
 
 
-def _build(spec: SourceSpec, files: MirrorFiles, root: Path) -> LoadedSource:
+def _build(spec: SourceSpec, files: MirrorFiles, entry: CacheEntry) -> LoadedSource:
     """Read, normalize and cache a source from verified mirror files; return the cached table."""
     started = time.perf_counter()
     rejects = Rejects()
-    entry = CacheEntry.for_revision(root, spec, files.revision)
     with tempfile.TemporaryDirectory(prefix=f"genies-{spec.name}-") as scratch:
         table = normalize(spec.normalizer, read_parts(spec, files, rejects, Path(scratch)), rejects)
         entry.write(table, _cache_meta(spec, files, table, rejects, time.perf_counter() - started))
     return _from_cache(spec, entry, origin=f"mirror {files.root}")
 
 
-def _cache_meta(spec: SourceSpec, files: MirrorFiles, table: pa.Table, rejects: Rejects, seconds: float) -> dict[str, Any]:
+def _cache_meta(
+    spec: SourceSpec, files: MirrorFiles, table: pa.Table, rejects: Rejects, seconds: float
+) -> dict[str, Any]:
     return {
         "name": spec.name,
         "revision": files.revision,

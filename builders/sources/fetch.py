@@ -26,12 +26,16 @@ def fetch_upstream(spec: SourceSpec, mirror_root: Path) -> None:
     """Download a source's files into `mirror_root/<folder>`; any failure is `SourceUnavailable`."""
     if not spec.upstream.fetch:
         where = spec.upstream.url or spec.upstream.hub_id or spec.homepage
-        raise SourceUnavailable(f"source {spec.name!r} is published as an archive ({where}) and cannot be fetched file by file", MIRROR_HINT)
+        raise SourceUnavailable(
+            f"source {spec.name!r} is published as an archive ({where}) and cannot be fetched file by file", MIRROR_HINT
+        )
     import fsspec
 
     try:
         fs, base = fsspec.core.url_to_fs(spec.upstream.fetch.rstrip("/"))
-        with tempfile.TemporaryDirectory(dir=_ensure(mirror_root), prefix=f".{spec.folder}-", ignore_cleanup_errors=True) as staging:
+        with tempfile.TemporaryDirectory(
+            dir=_ensure(mirror_root), prefix=f".{spec.folder}-", ignore_cleanup_errors=True
+        ) as staging:
             for pattern in spec.mirror_path:
                 _fetch_pattern(fs, base, pattern.split("/", 1)[1], Path(staging))
             target = mirror_root / spec.folder
@@ -51,7 +55,7 @@ def _fetch_pattern(fs, base: str, pattern: str, staging: Path) -> None:
     if not paths:
         raise SourceUnavailable(f"nothing upstream matches {remote}", MIRROR_HINT)
     for path in paths:
-        local = staging / path[len(base) + 1:]
+        local = staging / path[len(base) + 1 :]
         local.parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(path, str(local))
 

@@ -79,14 +79,15 @@ class MirrorFiles:
     revision: str
     verified: bool
 
-    @property
-    def paths(self) -> list[Path]:
-        return [self.root / p for p in self.relpaths]
-
 
 def find_files(spec: SourceSpec, root: Path) -> list[str]:
     """Relative paths of the files matching the spec's `mirror_path` patterns, sorted."""
-    found = {p for pattern in spec.mirror_path for p in glob.glob(pattern, root_dir=root) if os.path.isfile(os.path.join(root, p))}
+    found = {
+        p
+        for pattern in spec.mirror_path
+        for p in glob.glob(pattern, root_dir=root)
+        if os.path.isfile(os.path.join(root, p))
+    }
     return sorted(p.replace(os.sep, "/") for p in found)
 
 

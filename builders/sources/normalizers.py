@@ -79,8 +79,9 @@ def _missing(row: dict[str, Any], fields: tuple[str, ...]) -> str | None:
     return next((f for f in fields if row.get(f) in (None, "")), None)
 
 
-MMLU_SCHEMA = pa.schema([("row_key", _STR), ("split", _STR), ("subject", _STR), ("question", _STR),
-                         ("choices", _STRS), ("answer", _I32)])
+MMLU_SCHEMA = pa.schema(
+    [("row_key", _STR), ("split", _STR), ("subject", _STR), ("question", _STR), ("choices", _STRS), ("answer", _I32)]
+)
 
 
 @normalizer("mmlu", MMLU_SCHEMA)
@@ -96,16 +97,35 @@ def normalize_mmlu(parts: list[Part], rejects: Rejects) -> pa.Table:
             if row["answer"] not in ("A", "B", "C", "D") or not row["question"] or None in choices:
                 rejects.add(key, "answer is not one of A-D or a field is empty")
                 continue
-            rows.append({"row_key": key, "split": split, "subject": subject, "question": row["question"],
-                         "choices": choices, "answer": "ABCD".index(row["answer"])})
+            rows.append(
+                {
+                    "row_key": key,
+                    "split": split,
+                    "subject": subject,
+                    "question": row["question"],
+                    "choices": choices,
+                    "answer": "ABCD".index(row["answer"]),
+                }
+            )
     return _table(MMLU_SCHEMA, rows)
 
 
-MULTIPLE_CHOICE_SCHEMA = pa.schema([("row_key", _STR), ("split", _STR), ("question", _STR), ("labels", _STRS),
-                                    ("choices", _STRS), ("answer_key", _STR), ("answer", _I32)])
+MULTIPLE_CHOICE_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("split", _STR),
+        ("question", _STR),
+        ("labels", _STRS),
+        ("choices", _STRS),
+        ("answer_key", _STR),
+        ("answer", _I32),
+    ]
+)
 
 
-def _multiple_choice(parts: list[Part], rejects: Rejects, split_of: Callable[[str], str], answers_required: bool) -> pa.Table:
+def _multiple_choice(
+    parts: list[Part], rejects: Rejects, split_of: Callable[[str], str], answers_required: bool
+) -> pa.Table:
     """ARC and CommonsenseQA share a layout: id, question.stem, question.choices[label,text], answerKey."""
     rows = []
     for part in parts:
@@ -121,9 +141,17 @@ def _multiple_choice(parts: list[Part], rejects: Rejects, split_of: Callable[[st
             if (answer_key is None and answers_required) or (answer_key is not None and answer_key not in labels):
                 rejects.add(key, "answerKey names no choice")
                 continue
-            rows.append({"row_key": key, "split": split, "question": question["stem"], "labels": labels,
-                         "choices": [c["text"] for c in question["choices"]], "answer_key": answer_key,
-                         "answer": None if answer_key is None else labels.index(answer_key)})
+            rows.append(
+                {
+                    "row_key": key,
+                    "split": split,
+                    "question": question["stem"],
+                    "labels": labels,
+                    "choices": [c["text"] for c in question["choices"]],
+                    "answer_key": answer_key,
+                    "answer": None if answer_key is None else labels.index(answer_key),
+                }
+            )
     return _table(MULTIPLE_CHOICE_SCHEMA, rows)
 
 
@@ -139,9 +167,18 @@ def normalize_commonsense_qa(parts: list[Part], rejects: Rejects) -> pa.Table:
     return _multiple_choice(parts, rejects, lambda stem: stem.split("_", 1)[0], answers_required=False)
 
 
-TRUTHFULQA_SCHEMA = pa.schema([("row_key", _STR), ("type", _STR), ("category", _STR), ("question", _STR),
-                               ("best_answer", _STR), ("correct_answers", _STRS), ("incorrect_answers", _STRS),
-                               ("source", _STR)])
+TRUTHFULQA_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("type", _STR),
+        ("category", _STR),
+        ("question", _STR),
+        ("best_answer", _STR),
+        ("correct_answers", _STRS),
+        ("incorrect_answers", _STRS),
+        ("source", _STR),
+    ]
+)
 
 
 def _answer_list(text: str | None) -> list[str]:
@@ -159,17 +196,42 @@ def normalize_truthfulqa(parts: list[Part], rejects: Rejects) -> pa.Table:
             if not row["Question"] or not row["Best Answer"] or not correct or not incorrect:
                 rejects.add(key, "question, best answer or an answer list is empty")
                 continue
-            rows.append({"row_key": key, "type": row["Type"], "category": row["Category"], "question": row["Question"],
-                         "best_answer": row["Best Answer"], "correct_answers": correct,
-                         "incorrect_answers": incorrect, "source": row["Source"]})
+            rows.append(
+                {
+                    "row_key": key,
+                    "type": row["Type"],
+                    "category": row["Category"],
+                    "question": row["Question"],
+                    "best_answer": row["Best Answer"],
+                    "correct_answers": correct,
+                    "incorrect_answers": incorrect,
+                    "source": row["Source"],
+                }
+            )
     return _table(TRUTHFULQA_SCHEMA, rows)
 
 
-PERSONA_SCHEMA = pa.schema([("row_key", _STR), ("behavior", _STR), ("question", _STR), ("statement", _STR),
-                            ("answer_matching_behavior", _STR), ("answer_not_matching_behavior", _STR),
-                            ("label_confidence", _F64)])
-ADVANCED_AI_RISK_SCHEMA = pa.schema([("row_key", _STR), ("collection", _STR), ("behavior", _STR), ("question", _STR),
-                                     ("answer_matching_behavior", _STR), ("answer_not_matching_behavior", _STR)])
+PERSONA_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("behavior", _STR),
+        ("question", _STR),
+        ("statement", _STR),
+        ("answer_matching_behavior", _STR),
+        ("answer_not_matching_behavior", _STR),
+        ("label_confidence", _F64),
+    ]
+)
+ADVANCED_AI_RISK_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("collection", _STR),
+        ("behavior", _STR),
+        ("question", _STR),
+        ("answer_matching_behavior", _STR),
+        ("answer_not_matching_behavior", _STR),
+    ]
+)
 _EVAL_FIELDS = ("question", "answer_matching_behavior", "answer_not_matching_behavior")
 
 
@@ -184,8 +246,11 @@ def _anthropic_table(parts: list[Part], rejects: Rejects, schema: pa.Schema, wit
         complete = _nonempty_text(table, _EVAL_FIELDS)
         for key in keys.filter(pc.invert(complete)).to_pylist():
             rejects.add(key, "question or an answer is missing or empty")
-        labels = {"row_key": keys, "collection": pa.array([collection] * table.num_rows, _STR),
-                  "behavior": pa.array([behavior] * table.num_rows, _STR)}
+        labels = {
+            "row_key": keys,
+            "collection": pa.array([collection] * table.num_rows, _STR),
+            "behavior": pa.array([behavior] * table.num_rows, _STR),
+        }
         columns = [labels[name] if name in labels else table[name] for name in schema.names]
         tables.append(pa.Table.from_arrays(columns, schema=schema).filter(complete))
     return pa.concat_tables(tables) if tables else schema.empty_table()
@@ -197,7 +262,9 @@ def _with_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if field.name not in table.column_names:
             table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
         elif table.schema.field(field.name).type != field.type:
-            table = table.set_column(table.column_names.index(field.name), field.name, table[field.name].cast(field.type))
+            table = table.set_column(
+                table.column_names.index(field.name), field.name, table[field.name].cast(field.type)
+            )
     return table
 
 
@@ -222,8 +289,16 @@ def normalize_anthropic_advanced_ai_risk(parts: list[Part], rejects: Rejects) ->
     return _anthropic_table(parts, rejects, ADVANCED_AI_RISK_SCHEMA, with_collection=True)
 
 
-WINOGENDER_SCHEMA = pa.schema([("row_key", _STR), ("sentence", _STR), ("occupation", _STR), ("participant", _STR),
-                               ("answer", _I32), ("gender", _STR)])
+WINOGENDER_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("sentence", _STR),
+        ("occupation", _STR),
+        ("participant", _STR),
+        ("answer", _I32),
+        ("gender", _STR),
+    ]
+)
 _GENDERS = ("male", "female", "neutral")
 
 
@@ -239,13 +314,30 @@ def normalize_winogender(parts: list[Part], rejects: Rejects) -> pa.Table:
                 rejects.add(key, "sentid is not occupation.participant.answer.gender.txt or sentence empty")
                 continue
             occupation, participant, answer, gender, _ = fields
-            rows.append({"row_key": key, "sentence": row["sentence"], "occupation": occupation,
-                         "participant": participant, "answer": int(answer), "gender": gender})
+            rows.append(
+                {
+                    "row_key": key,
+                    "sentence": row["sentence"],
+                    "occupation": occupation,
+                    "participant": participant,
+                    "answer": int(answer),
+                    "gender": gender,
+                }
+            )
     return _table(WINOGENDER_SCHEMA, rows)
 
 
-MATH_SCHEMA = pa.schema([("row_key", _STR), ("split", _STR), ("subject", _STR), ("level", _I32), ("problem", _STR),
-                         ("solution", _STR), ("answer", _STR)])
+MATH_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("split", _STR),
+        ("subject", _STR),
+        ("level", _I32),
+        ("problem", _STR),
+        ("solution", _STR),
+        ("answer", _STR),
+    ]
+)
 
 
 def last_boxed(solution: str) -> str | None:
@@ -258,7 +350,7 @@ def last_boxed(solution: str) -> str | None:
     for position in range(opening, len(solution)):
         depth += {"{": 1, "}": -1}.get(solution[position], 0)
         if depth == 0:
-            return solution[opening + 1:position]
+            return solution[opening + 1 : position]
     return None
 
 
@@ -282,8 +374,17 @@ def normalize_math(parts: list[Part], rejects: Rejects) -> pa.Table:
             if answer is None:
                 rejects.add(key, "solution has no \\boxed{} answer")
                 continue
-            rows.append({"row_key": key, "split": split, "subject": subject, "level": _math_level(row.get("level")),
-                         "problem": row["problem"], "solution": row["solution"], "answer": answer})
+            rows.append(
+                {
+                    "row_key": key,
+                    "split": split,
+                    "subject": subject,
+                    "level": _math_level(row.get("level")),
+                    "problem": row["problem"],
+                    "solution": row["solution"],
+                    "answer": answer,
+                }
+            )
     return _table(MATH_SCHEMA, rows)
 
 
@@ -316,13 +417,26 @@ def normalize_alpaca_cleaned(parts: list[Part], rejects: Rejects) -> pa.Table:
             if _missing(row, ("instruction", "output")):
                 rejects.add(str(index), "instruction or output is empty")
                 continue
-            rows.append({"row_key": str(index), "instruction": row["instruction"], "input": row.get("input") or "",
-                         "output": row["output"]})
+            rows.append(
+                {
+                    "row_key": str(index),
+                    "instruction": row["instruction"],
+                    "input": row.get("input") or "",
+                    "output": row["output"],
+                }
+            )
     return _table(ALPACA_SCHEMA, rows)
 
 
-COMPARISON_SCHEMA = pa.schema([("row_key", _STR), ("user_input", _STR), ("responses", _STRS),
-                               ("scores", pa.list_(_F64)), ("response_sources", _STRS)])
+COMPARISON_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("user_input", _STR),
+        ("responses", _STRS),
+        ("scores", pa.list_(_F64)),
+        ("response_sources", _STRS),
+    ]
+)
 
 
 def _scored_responses(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -342,17 +456,35 @@ def normalize_gpt4_llm_comparison(parts: list[Part], rejects: Rejects) -> pa.Tab
             if not row.get("user_input") or entries is None:
                 rejects.add(str(index), "user_input empty or a response lacks a text or numeric score")
                 continue
-            rows.append({"row_key": str(index), "user_input": row["user_input"],
-                         "responses": [e["response"] for e in entries],
-                         "scores": [float(e["score"]) for e in entries],
-                         "response_sources": [e.get("source") for e in entries]})
+            rows.append(
+                {
+                    "row_key": str(index),
+                    "user_input": row["user_input"],
+                    "responses": [e["response"] for e in entries],
+                    "scores": [float(e["score"]) for e in entries],
+                    "response_sources": [e.get("source") for e in entries],
+                }
+            )
     return _table(COMPARISON_SCHEMA, rows)
 
 
-SHP_COLUMNS = [("post_id", _STR), ("domain", _STR), ("upvote_ratio", _F64), ("history", _STR),
-               ("c_root_id_A", _STR), ("c_root_id_B", _STR), ("created_at_utc_A", _I64), ("created_at_utc_B", _I64),
-               ("score_A", _I64), ("score_B", _I64), ("human_ref_A", _STR), ("human_ref_B", _STR), ("labels", _I64),
-               ("seconds_difference", _F64), ("score_ratio", _F64)]
+SHP_COLUMNS = [
+    ("post_id", _STR),
+    ("domain", _STR),
+    ("upvote_ratio", _F64),
+    ("history", _STR),
+    ("c_root_id_A", _STR),
+    ("c_root_id_B", _STR),
+    ("created_at_utc_A", _I64),
+    ("created_at_utc_B", _I64),
+    ("score_A", _I64),
+    ("score_B", _I64),
+    ("human_ref_A", _STR),
+    ("human_ref_B", _STR),
+    ("labels", _I64),
+    ("seconds_difference", _F64),
+    ("score_ratio", _F64),
+]
 SHP_SCHEMA = pa.schema([("row_key", _STR), ("split", _STR), *SHP_COLUMNS])
 
 
@@ -364,7 +496,9 @@ def normalize_shp(parts: list[Part], rejects: Rejects) -> pa.Table:
     for part in parts:
         missing = sorted(set(upstream.names) - set(part.table.column_names))
         if missing:
-            raise GeniesError(f"SHP file {part.relpath} lacks columns {', '.join(missing)}", "restore the original file")
+            raise GeniesError(
+                f"SHP file {part.relpath} lacks columns {', '.join(missing)}", "restore the original file"
+            )
         table = part.table.select(upstream.names).cast(upstream)
         key = pc.binary_join_element_wise(table["post_id"], table["c_root_id_A"], table["c_root_id_B"], "/")
         split = pa.array([_path(part).stem] * len(table), _STR)
@@ -372,9 +506,19 @@ def normalize_shp(parts: list[Part], rejects: Rejects) -> pa.Table:
     return pa.concat_tables(tables) if tables else SHP_SCHEMA.empty_table()
 
 
-APPS_SCHEMA = pa.schema([("row_key", _STR), ("split", _STR), ("problem_id", _I64), ("question", _STR),
-                         ("solutions", _STRS), ("input_output", _STR), ("difficulty", _STR), ("url", _STR),
-                         ("starter_code", _STR)])
+APPS_SCHEMA = pa.schema(
+    [
+        ("row_key", _STR),
+        ("split", _STR),
+        ("problem_id", _I64),
+        ("question", _STR),
+        ("solutions", _STRS),
+        ("input_output", _STR),
+        ("difficulty", _STR),
+        ("url", _STR),
+        ("starter_code", _STR),
+    ]
+)
 
 
 def _decode_solutions(text: str | None) -> list[str] | None:
@@ -398,10 +542,21 @@ def normalize_apps(parts: list[Part], rejects: Rejects) -> pa.Table:
             key = str(row.get("problem_id"))
             solutions = _decode_solutions(row.get("solutions"))
             if row.get("problem_id") is None or not row.get("question") or solutions is None:
-                rejects.add(f"{split}/{key}", "problem_id or question missing, or solutions is not a JSON list of strings")
+                rejects.add(
+                    f"{split}/{key}", "problem_id or question missing, or solutions is not a JSON list of strings"
+                )
                 continue
-            rows.append({"row_key": key, "split": split, "problem_id": row["problem_id"], "question": row["question"],
-                         "solutions": solutions, "input_output": row.get("input_output") or "",
-                         "difficulty": row.get("difficulty"), "url": row.get("url"),
-                         "starter_code": row.get("starter_code") or ""})
+            rows.append(
+                {
+                    "row_key": key,
+                    "split": split,
+                    "problem_id": row["problem_id"],
+                    "question": row["question"],
+                    "solutions": solutions,
+                    "input_output": row.get("input_output") or "",
+                    "difficulty": row.get("difficulty"),
+                    "url": row.get("url"),
+                    "starter_code": row.get("starter_code") or "",
+                }
+            )
     return _table(APPS_SCHEMA, rows)

@@ -1,10 +1,10 @@
 """Reading a source's files into one Arrow table per file, through `datasets.load_dataset`.
 
-Each file becomes its own split of a single `load_dataset` call, so normalizers know which file a row
-came from (MMLU's subject and Anthropic's behaviour are file names) at the cost of one builder run.
-Files not in UTF-8 (the quotes file is cp1252) are transcoded first, because the generic JSON loader
-ignores `encoding` for JSON arrays. MATH (one small JSON per problem) is read directly into a single
-part with a `_file` column: 12,500 `load_dataset` splits would take minutes for no benefit. A JSON Lines file that does not parse is read
+Each file becomes its own split of a `load_dataset` call, so normalizers know which file a row came
+from (MMLU's subject and Anthropic's behaviour are file names). Files not in UTF-8 (the quotes file is
+cp1252) are transcoded first, because the generic JSON loader ignores `encoding` for JSON arrays. MATH
+(one small JSON per problem) is read directly into a single part with a `_file` column: 12,500
+`load_dataset` splits would take minutes for no benefit. A JSON Lines file that does not parse is read
 line by line so that one broken line costs one row, counted with its reason, not the whole source.
 """
 
@@ -91,7 +91,7 @@ def _load_with_datasets(spec: SourceSpec, paths: list[Path], scratch: Path) -> l
     tables = []
     with _quiet_progress():
         for start in range(0, len(paths), _FILES_PER_CALL):
-            batch = paths[start:start + _FILES_PER_CALL]
+            batch = paths[start : start + _FILES_PER_CALL]
             data_files = {f"part{i}": str(path) for i, path in enumerate(batch)}
             loaded = datasets.load_dataset(spec.format, data_files=data_files, cache_dir=str(scratch / "hf"), **options)
             tables.extend(loaded[f"part{i}"].data.table for i in range(len(batch)))
@@ -139,11 +139,13 @@ def _read_json_lines(spec: SourceSpec, path: Path, relpath: str, rejects: Reject
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise SourceFormatError(
-            f"source {spec.name!r}: {relpath} is not UTF-8 text", "set `encoding` in its spec, or restore the original file"
+            f"source {spec.name!r}: {relpath} is not UTF-8 text",
+            "set `encoding` in its spec, or restore the original file",
         ) from exc
     if lines and lines[0].lstrip().startswith("["):
         raise SourceFormatError(
-            f"source {spec.name!r}: cannot read the JSON array in {relpath}: {_root_cause(error)}", "restore the original file"
+            f"source {spec.name!r}: cannot read the JSON array in {relpath}: {_root_cause(error)}",
+            "restore the original file",
         ) from error
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -158,7 +160,9 @@ def _read_json_lines(spec: SourceSpec, path: Path, relpath: str, rejects: Reject
             continue
         rows.append(row)
     if not rows and lines:
-        raise SourceFormatError(f"source {spec.name!r}: no readable JSON rows in {relpath}", "restore the original file")
+        raise SourceFormatError(
+            f"source {spec.name!r}: no readable JSON rows in {relpath}", "restore the original file"
+        )
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -174,9 +178,13 @@ def _read_json_documents(spec: SourceSpec, files: MirrorFiles) -> Part:
             with open(path, "rb") as handle:
                 document = json.loads(handle.read().decode(spec.encoding))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SourceFormatError(f"source {spec.name!r}: {path} is not a {spec.encoding} JSON document: {exc}") from exc
+            raise SourceFormatError(
+                f"source {spec.name!r}: {path} is not a {spec.encoding} JSON document: {exc}"
+            ) from exc
         if not isinstance(document, dict):
-            raise SourceFormatError(f"source {spec.name!r}: {path} holds a JSON {type(document).__name__}, not an object")
+            raise SourceFormatError(
+                f"source {spec.name!r}: {path} holds a JSON {type(document).__name__}, not an object"
+            )
         documents.append({**document, "_file": relpath})
     return Part(spec.folder, pa.Table.from_pylist(documents))
 

@@ -60,15 +60,13 @@ class SourceSpec:
 
     @property
     def pinned(self) -> bool:
-        """True when the content is pinned by recorded checksums or an upstream revision."""
-        return bool(self.checksums or self.upstream.revision)
+        """True when the content is pinned by recorded checksums (an upstream revision alone cannot be verified)."""
+        return bool(self.checksums)
 
     @cached_property
     def revision(self) -> str:
-        """The pinned identity of the content: a digest over the recorded checksums, else the revision."""
-        if self.checksums:
-            return "sha256:" + checksum_digest(self.checksums)
-        return self.upstream.revision
+        """`sha256:` + a digest over the recorded checksums; empty for an unpinned source."""
+        return "sha256:" + checksum_digest(self.checksums) if self.checksums else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +77,7 @@ class SourceSpec:
             "citation": self.citation,
             "revision": self.revision or None,
             "pinned": self.pinned,
+            "upstream_revision": self.upstream.revision or None,
             "files": len(self.checksums) or None,
             "hub_id": self.upstream.hub_id or None,
             "url": self.upstream.url or None,
@@ -100,7 +99,9 @@ def parse_checksum_file(path: Path) -> dict[str, str]:
             continue
         digest, sep, relpath = line.partition("  ")
         if not sep or len(digest) != 64:
-            raise GeniesError(f"{path}:{number}: not a `sha256  path` line: {line!r}", "regenerate it with `genies sources lock`")
+            raise GeniesError(
+                f"{path}:{number}: not a `sha256  path` line: {line!r}", "regenerate it with `genies sources lock`"
+            )
         checksums[relpath.strip()] = digest.lower()
     return checksums
 
@@ -135,7 +136,9 @@ def read_spec(path: Path) -> SourceSpec:
     except (KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
         raise GeniesError(f"source spec {path} is invalid: {exc!r}", "see docs/sources.md for the spec format") from exc
     if spec.format not in READ_FORMATS:
-        raise GeniesError(f"source spec {path}: unknown format {spec.format!r}", f"use one of {', '.join(READ_FORMATS)}")
+        raise GeniesError(
+            f"source spec {path}: unknown format {spec.format!r}", f"use one of {', '.join(READ_FORMATS)}"
+        )
     if path.stem != spec.name:
         raise GeniesError(f"source spec {path} declares name {spec.name!r}", f"name the file {spec.name}.toml")
     return spec
