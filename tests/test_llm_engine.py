@@ -50,7 +50,8 @@ def test_rerun_is_served_from_cache_without_network(server: LLMServer, tmp_path:
     second = run(engine, requests)
     assert sum(server.hits.values()) == arrivals == 20
     assert [r.text for r in second] == [r.text for r in first] and all(r.from_cache for r in second)
-    assert (engine.stats.total().hits, engine.stats.total().sent) == (20, 0)
+    assert (engine.stats.total().hits, engine.stats.total().misses) == (20, 0)
+    assert engine.summary_table().columns[2].header == "cache hits"
 
 
 def test_offline_turns_a_miss_into_an_error(server: LLMServer, tmp_path: Path) -> None:
@@ -165,14 +166,15 @@ def test_dry_run_counts_and_prices_without_sending(server: LLMServer, tmp_path: 
     engine = make_engine(server, tmp_path, dry_run=True, model="gpt-4o-mini")
     requests = [ask("x" * 400, params={"max_tokens": 100}) for _ in range(1)]
     requests += [ask(f"json {i}", step="json", response_format=JsonSchema(SCHEMA)) for i in range(3)]
-    results = run(engine, requests)
-    assert sum(server.hits.values()) == 1
+    *results, cached = run(engine, [*requests, ask("already cached", step="cached")])
+    assert sum(server.hits.values()) == 1 and cached.status == "answer" and cached.from_cache
     assert all(r.status == "dry_run" for r in results) and results[1].parsed == {"answer": 0}
     step = engine.stats.step("step")
     assert (step.planned, step.est_prompt_tokens, step.est_completion_tokens) == (1, 104, 100)
     assert step.est_cost_usd == pytest.approx((104 * 0.15 + 100 * 0.60) / 1e6)
     assert engine.stats.step("json").est_completion_tokens == 3 * engine.config.completion_tokens_guess
-    assert "requests to send" in str(engine.stats.estimate_table().columns[1].header)
+    assert engine.summary_table().columns[1].header == "requests to send"
+    assert engine.stats.to_dict()["total"]["misses"] == 4
 
 
 def test_chat_from_a_running_loop(server: LLMServer, tmp_path: Path) -> None:

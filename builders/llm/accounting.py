@@ -69,6 +69,11 @@ class StepStats:
     def errors(self) -> int:
         return self.refused + self.failed + self.offline_misses
 
+    @property
+    def misses(self) -> int:
+        """Requests not found in the cache: sent, planned (dry run) or refused for being offline."""
+        return self.sent + self.planned + self.offline_misses
+
     def add_cost(self, value: float | None, *, estimate: bool = False) -> None:
         name = "est_cost_usd" if estimate else "cost_usd"
         current = getattr(self, name)
@@ -80,6 +85,10 @@ class StepStats:
                 self.add_cost(getattr(other, f.name), estimate=f.name == "est_cost_usd")
             else:
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+def _as_dict(stats: StepStats) -> dict[str, Any]:
+    return {**asdict(stats), "errors": stats.errors, "misses": stats.misses}
 
 
 def _money(value: float | None) -> str:
@@ -103,9 +112,8 @@ class RunStats:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for manifests and JSON output: per step and in total."""
-        steps = {name: {**asdict(s), "errors": s.errors} for name, s in sorted(self.by_step.items())}
-        total = self.total()
-        return {"steps": steps, "total": {**asdict(total), "errors": total.errors}}
+        steps = {name: _as_dict(s) for name, s in sorted(self.by_step.items())}
+        return {"steps": steps, "total": _as_dict(self.total())}
 
     def table(self, title: str = "LLM requests") -> Table:
         columns = ["step", "calls", "cache hits", "sent", "errors", "retries", "re-asks", "rejects",

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from builders.llm.accounting import RunStats, cost_usd, estimate_prompt_tokens
 from builders.llm.cache import RequestCache, request_key
@@ -309,6 +310,10 @@ class Engine:
                 await self.aclose()
 
         return _run_sync(run())
+
+    def summary_table(self) -> Table:
+        """What a build prints at the end: the estimate in a dry run, else what was used and spent."""
+        return self.stats.estimate_table() if self.dry_run else self.stats.table()
 
     def write_rejects(self, path: Path) -> int:
         """Append this run's rejects (step, request key, reason, raw text) as JSON lines; return how many."""
