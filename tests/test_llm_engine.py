@@ -166,7 +166,7 @@ def test_dry_run_counts_and_prices_without_sending(server: LLMServer, tmp_path: 
     engine = make_engine(server, tmp_path, dry_run=True, model="gpt-4o-mini")
     requests = [ask("x" * 400, params={"max_tokens": 100}) for _ in range(1)]
     requests += [ask(f"json {i}", step="json", response_format=JsonSchema(SCHEMA)) for i in range(3)]
-    *results, cached = run(engine, [*requests, ask("already cached", step="cached")])
+    *results, cached = run(engine, [*requests, ask("already cached", params={"model": "test-model"})])
     assert sum(server.hits.values()) == 1 and cached.status == "answer" and cached.from_cache
     assert all(r.status == "dry_run" for r in results) and results[1].parsed == {"answer": 0}
     step = engine.stats.step("step")
