@@ -1,7 +1,8 @@
 """The raw-table cache: normalized tables as uncompressed Arrow IPC files, memory-mapped on load.
 
-An entry is keyed by source name, content revision (checksum digest or pinned upstream revision) and
-normalizer version, so a new upstream version or a changed normalizer never reads a stale table. Each
+An entry is keyed by source name, content revision (the digest of the pinned checksums, or of the files
+read for an unpinned source) and normalizer version, so new upstream content or a changed normalizer
+never reads a stale table. Each
 entry is written to a temporary file and renamed into place: a crash never leaves a half-written entry.
 """
 
@@ -72,7 +73,7 @@ class CacheEntry:
 
 
 def latest_entry(root: Path, spec: SourceSpec) -> CacheEntry | None:
-    """The most recently written entry of an unpinned source (what its last pull produced)."""
+    """The most recently written entry of an unpinned source (what its last load produced)."""
     candidates = sorted((root / spec.name).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for meta_path in candidates:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

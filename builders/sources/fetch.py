@@ -12,9 +12,13 @@ import glob
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builders.sources.mirror import SourceUnavailable
 from builders.sources.spec import SourceSpec
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 MIRROR_HINT = (
     "put the upstream files in a mirror directory (layout in docs/sources.md) and pass --mirror DIR "
@@ -49,7 +53,7 @@ def fetch_upstream(spec: SourceSpec, mirror_root: Path) -> None:
         ) from exc
 
 
-def _fetch_pattern(fs, base: str, pattern: str, staging: Path) -> None:
+def _fetch_pattern(fs: AbstractFileSystem, base: str, pattern: str, staging: Path) -> None:
     remote = f"{base}/{pattern}"
     paths = fs.glob(remote) if glob.has_magic(pattern) else [remote]
     if not paths:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -51,7 +52,7 @@ class Rejects:
     def total(self) -> int:
         return sum(self.reasons.values())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "reasons": dict(sorted(self.reasons.items())), "examples": self.examples}
 
 
@@ -68,7 +69,7 @@ def read_parts(spec: SourceSpec, files: MirrorFiles, rejects: Rejects, scratch: 
 
     if spec.format == "json_files":
         return [_read_json_documents(spec, files)]
-    paths = [_as_utf8(spec, files.root / relpath, scratch) for relpath in files.relpaths]
+    paths = [_as_utf8(spec, files.root / relpath, scratch / f"utf8-{i}") for i, relpath in enumerate(files.relpaths)]
     try:
         tables = _load_with_datasets(spec, paths, scratch)
     except DatasetGenerationError as exc:
@@ -116,8 +117,8 @@ def _quiet_progress() -> Iterator[None]:
             ds_utils.enable_progress_bars()
 
 
-def _as_utf8(spec: SourceSpec, path: Path, scratch: Path) -> Path:
-    """The file itself when it is UTF-8, else a UTF-8 copy decoded with the spec's encoding."""
+def _as_utf8(spec: SourceSpec, path: Path, copy_stem: Path) -> Path:
+    """The file itself when it is UTF-8, else a UTF-8 copy at `copy_stem` decoded with the spec's encoding."""
     if spec.encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         return path
     try:
@@ -127,7 +128,7 @@ def _as_utf8(spec: SourceSpec, path: Path, scratch: Path) -> Path:
             f"source {spec.name!r}: {path} is not valid {spec.encoding} ({exc.reason} at byte {exc.start})",
             "the mirror file differs from the upstream one; restore the original file",
         ) from exc
-    copy = scratch / f"utf8-{len(list(scratch.glob('utf8-*')))}{path.suffix}"
+    copy = copy_stem.with_suffix(path.suffix)
     copy.write_text(text, encoding="utf-8")
     return copy
 
