@@ -58,7 +58,7 @@ def _splits_text(rows_per_split: dict[str, int] | None) -> str:
 
 def _describe(spec: SourceSpec, mirrors: list[Path], cache_dir: Path | None) -> dict[str, Any]:
     entry = cached_entry(spec, cache_dir)
-    meta = entry.read()[1] if entry else {}
+    meta = entry.meta() if entry else {}
     holder = holding_mirror(spec, mirrors)
     return {
         **spec.to_dict(),

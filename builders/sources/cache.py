@@ -54,10 +54,14 @@ class CacheEntry:
     def exists(self) -> bool:
         return self.table_path.is_file() and self.meta_path.is_file()
 
+    def meta(self) -> dict[str, Any]:
+        """What was recorded when the table was built: revision, rows per split, rejects, ..."""
+        return json.loads(self.meta_path.read_text(encoding="utf-8"))
+
     def read(self) -> tuple[pa.Table, dict[str, Any]]:
         with pa.memory_map(str(self.table_path)) as source:
             table = pa.ipc.open_file(source).read_all()
-        return table, json.loads(self.meta_path.read_text(encoding="utf-8"))
+        return table, self.meta()
 
     def write(self, table: pa.Table, meta: dict[str, Any]) -> None:
         directory = self.table_path.parent
