@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from release_shape import TOTAL_EXAMPLES, generate  # noqa: E402
+from release_shape import TOTAL_EXAMPLES, generate
 
-from builders.diff import diff_versions  # noqa: E402
-from builders.release import import_release  # noqa: E402
-from builders.validation import validate_version  # noqa: E402
-from builders.validation.report import write_report  # noqa: E402
+from builders.diff import diff_versions
+from builders.release import import_release
+from builders.validation import validate_version
+from builders.validation.report import write_report
 
 
 def _timed(label: str, fn):

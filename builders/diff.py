@@ -20,7 +20,12 @@ import polars as pl
 import pyarrow as pa
 
 from builders.export import Version
-from builders.validation.data import LoadedVersion, distribution_stats, load_version, splits_of
+from builders.validation.data import (
+    LoadedVersion,
+    distribution_stats,
+    load_version,
+    splits_of,
+)
 
 MANIFEST_KEYS = ("format", "dataset", "version", "content_sha256", "build_fingerprint", "seed", "templates",
                  "llm_models", "sources")

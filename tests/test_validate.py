@@ -13,7 +13,12 @@ from builders.cli import app
 from builders.errors import UnknownNameError
 from builders.validation import CHECKS, validate_version
 from builders.validation.rules import contradicts, format_command
-from tests.validation_versions import clean_record, clean_splits, shift, tampered, write_version
+from tests.validation_versions import (
+    clean_splits,
+    shift,
+    tampered,
+    write_version,
+)
 
 
 def _with(record, **changes):

@@ -6,7 +6,12 @@ Checks live in small modules (checks, rules, overlap, neardup) and register them
 
 from builders.validation import checks, neardup, overlap, rules  # noqa: F401  (register the checks)
 from builders.validation.registry import CHECKS, Check, Finding, check
-from builders.validation.run import CheckResult, ValidationReport, select_checks, validate_version
+from builders.validation.run import (
+           CheckResult,
+           ValidationReport,
+           select_checks,
+           validate_version,
+)
 
 __all__ = ["CHECKS", "Check", "CheckResult", "Finding", "ValidationReport", "check", "select_checks",
            "validate_version"]

@@ -11,7 +11,13 @@ from scipy.stats import chisquare
 
 from builders.schema import MAX_RESPONSES, MIN_RESPONSES, content_id
 from builders.validation.data import LoadedVersion
-from builders.validation.registry import MAX_EXAMPLES, Finding, check, flagged_per_distribution, share
+from builders.validation.registry import (
+    MAX_EXAMPLES,
+    Finding,
+    check,
+    flagged_per_distribution,
+    share,
+)
 
 CONSTANT_PROMPT_SHARE = 0.5
 CONSTANT_PREFERRED_SHARE = 0.8
@@ -96,22 +102,28 @@ def exact_duplicates(loaded: LoadedVersion) -> list[Finding]:
     return flagged_per_distribution(loaded.frame, repeated, "rows whose prompt repeats in their split")
 
 
-@check("constant_prompts", "error",
-       f"no prompt makes up {CONSTANT_PROMPT_SHARE:.0%} or more of a distribution (constant or near-constant prompts)")
-def constant_prompts(loaded: LoadedVersion) -> list[Finding]:
+def dominant_values(frame: pl.DataFrame, key: pl.Expr, shown: str, threshold: float) -> list[dict]:
+    """Per distribution, its most common `key` value when that makes up `threshold` or more of its rows:
+    dicts with dist, count, total, examples (ids) and text (the first `shown` value)."""
     top = (
-        loaded.frame.group_by("dist", "prompt_norm")
-        .agg(count=pl.len(), examples=pl.col("id").head(MAX_EXAMPLES), prompt=pl.col("prompt").first())
+        frame.group_by("dist", key.alias("key"))
+        .agg(count=pl.len(), examples=pl.col("id").head(MAX_EXAMPLES), text=pl.col(shown).first())
         .with_columns(total=pl.col("count").sum().over("dist"))
         .sort("count", descending=True)
         .group_by("dist", maintain_order=True)
         .first()
     )
-    flagged = top.filter((pl.col("total") >= MIN_ROWS) & (pl.col("count") >= CONSTANT_PROMPT_SHARE * pl.col("total")))
+    dominant = (pl.col("total") >= MIN_ROWS) & (pl.col("count") >= threshold * pl.col("total"))
+    return top.filter(dominant).sort("dist").to_dicts()
+
+
+@check("constant_prompts", "error",
+       f"no prompt makes up {CONSTANT_PROMPT_SHARE:.0%} or more of a distribution (constant or near-constant prompts)")
+def constant_prompts(loaded: LoadedVersion) -> list[Finding]:
     return [
         Finding(r["dist"], r["count"], r["total"], r["examples"],
-                f"{share(r['count'], r['total'])} of prompts are {(r['prompt'] or '')[:60]!r}")
-        for r in flagged.sort("dist").iter_rows(named=True)
+                f"{share(r['count'], r['total'])} of prompts are {(r['text'] or '')[:60]!r}")
+        for r in dominant_values(loaded.frame, pl.col("prompt_norm"), "prompt", CONSTANT_PROMPT_SHARE)
     ]
 
 
@@ -154,20 +166,11 @@ def position_balance(loaded: LoadedVersion) -> list[Finding]:
 @check("constant_preferred", "warning",
        f"no single preferred answer makes up {CONSTANT_PREFERRED_SHARE:.0%} or more of a distribution")
 def constant_preferred(loaded: LoadedVersion) -> list[Finding]:
-    top = (
-        loaded.frame.with_columns(answer=pl.col("preferred_text").str.strip_chars().str.to_lowercase())
-        .group_by("dist", "answer")
-        .agg(count=pl.len(), examples=pl.col("id").head(MAX_EXAMPLES), text=pl.col("preferred_text").first())
-        .with_columns(total=pl.col("count").sum().over("dist"))
-        .sort("count", descending=True)
-        .group_by("dist", maintain_order=True)
-        .first()
-    )
-    flagged = top.filter((pl.col("total") >= MIN_ROWS) & (pl.col("count") >= CONSTANT_PREFERRED_SHARE * pl.col("total")))
+    answer = pl.col("preferred_text").str.strip_chars().str.to_lowercase()
     return [
         Finding(r["dist"], r["count"], r["total"], r["examples"],
                 f"preferred is {(r['text'] or '')[:60]!r} in {share(r['count'], r['total'])} of examples")
-        for r in flagged.sort("dist").iter_rows(named=True)
+        for r in dominant_values(loaded.frame, answer, "preferred_text", CONSTANT_PREFERRED_SHARE)
     ]
 
 

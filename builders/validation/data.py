@@ -150,13 +150,13 @@ def distribution_stats(frame: pl.DataFrame) -> pl.DataFrame:
     return (
         frame.group_by("dist")
         .agg(
+            *positions,
             rows=pl.len(),
             train=(pl.col("split") == "train").sum(),
             test=(pl.col("split") == "test").sum(),
             prompt_chars=pl.col("prompt").str.len_chars().mean(),
             preferred_chars=pl.col("preferred_length").mean(),
             other_chars=other_mean.mean(),
-            *positions,
         )
         .sort("dist")
     )

@@ -12,15 +12,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
 
-from builders.errors import GeniesError  # noqa: E402
-from builders.templating import render  # noqa: E402
-from builders.validation.data import distribution_stats  # noqa: E402
-from builders.validation.overlap import overlap_matrix  # noqa: E402
-from builders.validation.run import ValidationReport  # noqa: E402
+from builders.errors import GeniesError
+from builders.templating import render
+from builders.validation.data import distribution_stats
+from builders.validation.overlap import overlap_matrix
+from builders.validation.run import ValidationReport
 
 REPORT_TEMPLATES = {".md": "reports/validation.md.j2", ".html": "reports/validation.html.j2"}
 MAX_SCOPES_SHOWN = 4

@@ -3,7 +3,6 @@ sources the data does not use."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +20,7 @@ DEBRIS_PATTERNS = {
     "lone list number": r"^\s*1[.)]\s",
 }
 SECOND_LIST_ITEM = r"(^|\s)2[.)]\s"
+MAX_SOURCE_NAME_CHARS = 60
 
 
 def _debris_kinds(column: pl.Expr) -> dict[str, pl.Expr]:
@@ -135,23 +135,24 @@ def declared_source_sets(entry: dict) -> list[set[str]]:
 
 def data_fields(rows: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
     """Values (with a few ids using each) of every field that could name a source: provenance.source and
-    each string field of `meta`."""
+    each string field of `meta`; long values (texts, code) cannot be source names and are skipped."""
     columns = {"provenance.source": rows["source"]}
     meta = rows["meta"].fill_null("{}").str.json_decode(infer_schema_length=None)
     if isinstance(meta.dtype, pl.Struct):
         columns |= {f"meta.{f.name}": meta.struct.field(f.name) for f in meta.dtype.fields if f.dtype == pl.String}
     fields = {}
     for name, values in columns.items():
-        grouped = pl.DataFrame({"value": values, "id": rows["id"]}).drop_nulls("value").group_by("value").agg(
-            pl.col("id").head(MAX_EXAMPLES))
+        named = pl.DataFrame({"value": values, "id": rows["id"]}).filter(
+            pl.col("value").str.len_chars() <= MAX_SOURCE_NAME_CHARS)
+        grouped = named.group_by("value").agg(pl.col("id").head(MAX_EXAMPLES))
         fields[name] = dict(grouped.iter_rows())
     return fields
 
 
-def _unused_sources(dist: str, declared: set[str], rows: pl.DataFrame) -> Finding | None:
+def _unused_sources(dist: str, declared: set[str], fields: dict[str, dict[str, list[str]]]) -> Finding | None:
     """Declared names vs the data field whose values name sources (the one sharing a value with them)."""
     declared_keys = {_name_key(n): n for n in declared}
-    for field_name, values in sorted(data_fields(rows).items()):
+    for field_name, values in sorted(fields.items()):
         value_keys = {_name_key(v): v for v in values}
         if not set(declared_keys) & set(value_keys):
             continue
@@ -174,12 +175,13 @@ def _wrong_ids(dist: str, entry: dict) -> list[str]:
 @check("metadata_sources", "warning", "metadata names only sources the data uses (manifest `sources`, imported "
        "release `external_datasets`) and names its own distribution")
 def metadata_sources(loaded: LoadedVersion) -> list[Finding]:
-    frame = loaded.frame.with_columns(source=pl.col("provenance").struct.field("source"))
+    frame = loaded.frame.select("dist", "id", "meta", source=pl.col("provenance").struct.field("source"))
     findings = []
     for dist, entry in sorted(loaded.manifest.get("distributions", {}).items()):
-        rows = frame.filter(pl.col("dist") == dist)
-        for declared in declared_source_sets(entry):
-            finding = _unused_sources(dist, declared, rows)
+        declared_sets = declared_source_sets(entry)
+        fields = data_fields(frame.filter(pl.col("dist") == dist)) if declared_sets else {}
+        for declared in declared_sets:
+            finding = _unused_sources(dist, declared, fields)
             if finding is not None:
                 findings.append(finding)
         for wrong in _wrong_ids(dist, entry):
