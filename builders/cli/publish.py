@@ -29,8 +29,9 @@ def _files_table(files: list[StagedFile]) -> Table:
 
 
 def _result_table(result: PublishResult) -> Table:
+    files_label = "files written" if result.status == "dry-run" else "files sent"
     rows = [("status", result.status), ("repository", result.repo_id), ("tag", result.tag),
-            ("commit", result.commit or ""), ("files written" if result.status == "dry-run" else "files sent", len(result.changed)),
+            ("commit", result.commit or ""), (files_label, len(result.changed)),
             ("files deleted", ", ".join(result.deleted) or "none"), ("location", result.url or "")]
     return summary_table("Publish", ["field", "value"], rows)
 

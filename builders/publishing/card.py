@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import yaml
 from datasets import DatasetInfo
 from datasets.info import DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
@@ -179,6 +180,13 @@ def _citations(manifest: Mapping[str, Any]) -> list[dict[str, str | None]]:
     return [{"name": name, "citation": source_citation(name, info)} for name, info in sources.items()]
 
 
+def metadata_yaml(data: DatasetCardData) -> str:
+    """`data.to_yaml()`, through libyaml when available: the same text, an order of magnitude faster for the
+    hundreds of configs of a full release."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data.to_dict(), Dumper=dumper, sort_keys=False, allow_unicode=True).strip()
+
+
 def parse_card(text: str | None) -> DatasetCard | None:
     """An existing README as a card; a README whose YAML is broken is refused instead of silently replaced."""
     if text is None:
@@ -199,7 +207,7 @@ def render_card(staged: StagedRepository, tag: str, existing: str | None = None)
     manifest = staged.version.manifest
     return render(
         CARD_TEMPLATE,
-        metadata_yaml=metadata.to_yaml(),
+        metadata_yaml=metadata_yaml(metadata),
         repo_id=staged.repo_id,
         tag=tag,
         example_config=staged.version.distributions[0],

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -81,10 +82,18 @@ def data_files_pattern(config: str, split: str) -> str:
     return f"{DATA_DIR}/{config}/{split}-*.parquet"
 
 
+@lru_cache(maxsize=16)
+def _features_of(schema: pa.Schema) -> tuple[Features, pa.Schema]:
+    """The `datasets` features of a schema and the schema carrying them as metadata (cached: every
+    distribution shares the record schema, and deriving features is slow)."""
+    features = Features.from_arrow_schema(schema)
+    return features, features.arrow_schema
+
+
 def write_parquet(table: pa.Table, path: Path) -> Features:
     """Write `table` with fixed options and the `datasets` features as schema metadata; return the features."""
-    features = Features.from_arrow_schema(table.schema)
-    table = table.cast(features.arrow_schema)
+    features, schema = _features_of(table.schema.remove_metadata())
+    table = table.cast(schema)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression="zstd", use_content_defined_chunking=True, write_page_index=True)
     return features
