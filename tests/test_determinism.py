@@ -20,15 +20,15 @@ PROCEDURAL = ["crt_1", "ranking_logic", "ranking_logic_easy", "ranking_logic_har
 GOLDEN_LIMIT = 6
 
 GOLDEN = {
-    "crt_1/test": "b90c984249734a555a1a136dce6f10551335eb7ed58ed306e8455d9d9b5122ea",
-    "crt_1/train": "8e744fcb6406bfd79e73ff21c16f84dcba187188531653a88f470e6ce5326d7e",
+    "crt_1/test": "002088dffc7a9d73bfb3cc1594dc656990fdc4759f7cd4c82156da3a324817f3",
+    "crt_1/train": "e7bd35e0ee19e6d8ca1ced3c84381f545e8e9692e0bcbb324e1efa916397831b",
     "ranking_logic/test": "394c503f9f0753995685dadf6a6ce13786b5cf41d7416c5558a2db8d328ae890",
     "ranking_logic/train": "b8a9a3e544a193536f1903ddc95ce30da584e2913389a8c50c28ff406850b2a9",
     "ranking_logic_easy/test": "cdaed8e2946a3368830f6f00fa14bb86ca838592e76bfefab1892ad60b8a821c",
     "ranking_logic_easy/train": "3f0f06539b86d35d83fb57ce36ee75864aa06cc849a26beea295e2f37ad7b065",
     "ranking_logic_hard/test": "9f13f29dfd844875fde28537f09b43e32fe909980bae834fa3f1145bf96bb548",
     "ranking_logic_hard/train": "4e5b9d4f65b4d3cf3bceee9b49e0d5782f3684927748d5aab117238489cc4bb9",
-    "raven_easy/test": "5acc84393e2430655cbfd5783709547f4ff4798dc0e09f0f8d0e692414595fb7",
+    "raven_easy/test": "066ef08b01279dc6dc67b3d54c883fd514088aa4e2193637d288973a4b0e851f",
     "raven_easy/train": "03237aad4e5b1c5b6054eea06f6d3e2ee8d8bdd9f65e7cc3caa9668da074348f",
     "raven_matrices/test": "02c410bc5de6e0d9ba91c760c15541784ca2c71e9cddf1c44ed667ee0bc8ac4e",
     "raven_matrices/train": "bd66c0b0c944323bf49db93b0dd2bd7f4e0683ef58f133b8c97f853e26e80c9b",

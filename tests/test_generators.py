@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from builders.generators.crt import dollars, generate_crt, is_correct, solve_cheaper_price
+from builders.generators.crt import CrtItem, dollars, generate_crt, is_correct, solve_prices
 from builders.generators.ranking import Above, AtRank, count_orderings, generate_ranking
 from builders.generators.raven import CONFIGURATIONS, generate_numeric, generate_raven, solve_raven, violations
 from builders.generators.rules import completes, infer_answer
@@ -107,17 +107,22 @@ def test_numeric_patterns_have_exactly_one_completing_candidate():
 
 
 def test_crt_items_have_computed_correct_and_intuitive_answers():
-    for seed in range(100):
-        item = generate_crt(random.Random(seed))
+    items = [generate_crt(random.Random(seed)) for seed in range(100)]
+    assert 30 < sum(item.asks_expensive for item in items) < 70, "ask for either item, so 'smaller' is no cue"
+    for item in items:
         assert is_correct(item, item.correct_cents)
         assert not is_correct(item, item.intuitive_cents)
         assert item.correct_cents.denominator == 1 and item.correct_cents > 0
         assert dollars(item.correct_cents) != dollars(item.intuitive_cents)
         assert dollars(item.total_cents) in item.question and dollars(item.difference_cents) in item.question
+        assert item.question.endswith(f"How much does the {item.asked} cost?")
 
 
 def test_crt_classic_bat_and_ball():
-    assert solve_cheaper_price(110, 100) == Fraction(5)
+    assert solve_prices(110, 100) == (Fraction(105), Fraction(5))
+    ball, bat = CrtItem("bat", "ball", 110, 100), CrtItem("bat", "ball", 110, 100, asks_expensive=True)
+    assert (ball.correct_cents, ball.intuitive_cents) == (5, 10)
+    assert (bat.correct_cents, bat.intuitive_cents) == (105, 100)
     assert dollars(5) == "$0.05" and dollars(123456) == "$1,234.56"
     with pytest.raises(ValueError):
         dollars(Fraction(11, 2))

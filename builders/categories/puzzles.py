@@ -19,7 +19,7 @@ from builders.schema import Provenance, Record
 from builders.templating import render, template_id
 
 PROMPT = "prompts/alpaca.j2"
-OVERSHOOT = 1.2  # extra items so both sides of the group split still fill after the split's randomness
+OVERSHOOT = 1.1  # extra items so both sides of the group split still fill despite the split's randomness
 
 Item = tuple[str, list[str], dict]  # instruction, responses (preferred first), meta
 

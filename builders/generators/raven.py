@@ -127,7 +127,10 @@ def solve_raven(configuration: str, visible: list[Panel]) -> dict[str, object]:
 
 def violations(configuration: str, visible: list[Panel], candidate: Panel) -> list[str]:
     """The attributes ("component.attribute") in which `candidate` breaks the matrix's rules."""
-    expected = solve_raven(configuration, visible)
+    return _broken(configuration, solve_raven(configuration, visible), candidate)
+
+
+def _broken(configuration: str, expected: dict[str, object], candidate: Panel) -> list[str]:
     broken = []
     for index, (name, slots) in enumerate(CONFIGURATIONS[configuration]):
         component = candidate[index]
@@ -215,17 +218,17 @@ def generate_raven(rng: random.Random, configuration: str, n_distractors: int = 
             per_component.append(components)
             rules += component_rules
         panels = [tuple(c[i] for c in per_component) for i in range(9)]
-        answer, visible = panels[-1], panels[:-1]
-        if violations(configuration, visible, answer):
+        answer, expected = panels[-1], solve_raven(configuration, panels[:-1])
+        if _broken(configuration, expected, answer):
             continue
-        found = _distractors(rng, configuration, visible, answer, n_distractors)
+        found = _distractors(rng, configuration, expected, answer, n_distractors)
         if found is not None:
             distractors, broken = found
             return RavenPuzzle(configuration, tuple(panels), distractors, broken, tuple(rules))
 
 
 def _distractors(
-    rng: random.Random, configuration: str, visible: list[Panel], answer: Panel, wanted: int, tries: int = 20
+    rng: random.Random, configuration: str, expected: dict[str, object], answer: Panel, wanted: int, tries: int = 20
 ) -> tuple[tuple[Panel, ...], tuple[str, ...]] | None:
     """`wanted` distinct candidates, each breaking a different single attribute (None if none found)."""
     distractors: list[Panel] = []
@@ -234,7 +237,7 @@ def _distractors(
         label = f"{CONFIGURATIONS[configuration][index][0]}.{attribute}"
         for _ in range(tries):
             candidate = tuple(_break(rng, c, attribute) if i == index else c for i, c in enumerate(answer))
-            if candidate not in distractors and violations(configuration, visible, candidate) == [label]:
+            if candidate not in distractors and _broken(configuration, expected, candidate) == [label]:
                 distractors.append(candidate)
                 broken.append(label)
                 break
