@@ -99,6 +99,7 @@ class Engine:
         self.rejects: list[dict[str, Any]] = []
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._policy = RetryPolicy(config.max_attempts, config.backoff_s, config.max_wait_s)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-cache-writer")
 
     @property
     def model(self) -> str:
@@ -230,7 +231,7 @@ class Engine:
         return ChatResult(key, step, "dry_run", text=placeholder, model=keyed["model"])
 
     async def _send(self, step: str, key: str, keyed: Mapping[str, Any], state: _LoopState) -> ChatResult:
-        """Send one request; its outcome is committed to the cache (off the event loop) before returning."""
+        """Send one request; its outcome is committed to the cache before this returns."""
         stats = self.stats.step(step)
         stats.sent += 1
         payload = {"model": keyed["model"], "messages": keyed["messages"], **keyed["params"]}
@@ -247,18 +248,22 @@ class Engine:
             stats.refused += 1
             if exc.cacheable:
                 body = {"status": exc.status, "message": exc.message}
-                await asyncio.to_thread(self.cache.put, key, keyed, "error", body)
+                await self._store(key, keyed, "error", body)
             return ChatResult(key, step, "error", reason=str(exc))
         except RetryableError as exc:
             stats.failed += 1
             return ChatResult(key, step, "failed",
                               reason=f"gave up after {self.config.max_attempts} attempts: {exc.reason}")
-        await asyncio.to_thread(self.cache.put, key, keyed, "answer", answer.to_cache())
+        await self._store(key, keyed, "answer", answer.to_cache())
         stats.prompt_tokens += answer.prompt_tokens
         stats.completion_tokens += answer.completion_tokens
         stats.add_cost(cost_usd(self.config.prices, keyed["model"], answer.prompt_tokens, answer.completion_tokens))
         return ChatResult(key, step, "answer", text=answer.text, model=answer.model,
                           finish_reason=answer.finish_reason)
+
+    async def _store(self, key: str, keyed: Mapping[str, Any], outcome: str, body: Mapping[str, Any]) -> None:
+        """Commit to the cache on the writer thread: the event loop never waits on the disk."""
+        await asyncio.get_running_loop().run_in_executor(self._writer, self.cache.put, key, keyed, outcome, body)
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -324,6 +329,7 @@ class Engine:
         return len(self.rejects)
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self.cache.close()
 
     def __enter__(self) -> Engine:
