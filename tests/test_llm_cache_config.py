@@ -85,6 +85,7 @@ def test_config_precedence_flags_env_file(tmp_path: Path) -> None:
     ('[llm]\nconcurency = 3\n', "unknown LLM setting 'concurency'"),
     ('[llm]\nrpm = "fast"\n', "rpm='fast' is not valid"),
     ('[llm]\nconcurrency = 0\n', "concurrency must be at least 1"),
+    ('[llm]\ntransport = "aiohtp"\n', "unknown LLM transport 'aiohtp'"),
     ('[llm.prices."m"]\ninput = 1\n', "price of model 'm' is not valid"),
     ('[llm\n', "not valid TOML"),
 ])

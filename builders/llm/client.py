@@ -24,7 +24,7 @@ import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from tenacity.wait import wait_base
 
-from builders.errors import GeniesError, check_name
+from builders.errors import GeniesError
 from builders.llm.limiter import Limiter
 
 CACHEABLE_STATUSES = frozenset({400, 404, 413, 422})
@@ -189,7 +189,6 @@ TRANSPORTS: dict[str, type] = {"openai": OpenAIChatClient, "aiohttp": AiohttpCha
 
 
 def make_client(transport: str, base_url: str, api_key: str | None, timeout_s: float) -> ChatClient:
-    check_name(transport, TRANSPORTS, "LLM transport")
     return TRANSPORTS[transport](base_url, api_key, timeout_s)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from builders.errors import GeniesError, check_name
 from builders.llm.accounting import default_prices
+from builders.llm.client import TRANSPORTS
 
 DEFAULT_CACHE = Path.home() / ".cache" / "genies" / "llm.sqlite"
 
@@ -63,6 +64,7 @@ class LLMConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise GeniesError(f"LLM {name} must be positive, got {value}", f"omit {name} for no limit")
+        check_name(self.transport, TRANSPORTS, "LLM transport")
         if self.max_attempts < 1:
             raise GeniesError("max_attempts must be at least 1", "set max_attempts = 1 to disable retries")
 
