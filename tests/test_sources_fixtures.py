@@ -19,6 +19,7 @@ from builders.sources import (
     SourceUnavailable,
     load_source,
     mirror_dirs,
+    source_available,
     source_spec,
 )
 from builders.sources.cache import CacheEntry
@@ -26,6 +27,7 @@ from builders.sources.fetch import fetch_upstream
 from builders.sources.mirror import collect_files, sha256_file
 from builders.sources.normalizers import normalize
 from builders.sources.reading import Rejects, read_parts
+from builders.sources.spec import parse_checksum_file, read_spec
 from tests.conftest import FIXTURES, SOURCES_MIRROR
 
 FIXTURE_MIRROR = FIXTURES / "sources"
@@ -272,3 +274,34 @@ def test_fetch_copies_upstream_layout_into_the_cache_mirror_then_loads(tmp_path,
     ]
     assert source.table.num_rows == 5 and source.origin == f"mirror {cache / 'mirror'}"
     assert not [p for p in (cache / "mirror").iterdir() if p.name.startswith(".")]
+
+
+def test_source_available_sees_mirrors_and_cache_without_loading(tmp_path, cache):
+    assert not source_available("apps", cache_dir=cache)
+    assert source_available("apps", mirror=FIXTURE_MIRROR, cache_dir=cache)
+    load_source("apps", mirror=FIXTURE_MIRROR, cache_dir=cache)
+    assert source_available("apps", cache_dir=cache)
+
+
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ('name = "bad"\ntitle = "t"\nlicense = "MIT"\n', "is invalid"),
+        ('name = "bad"\ntitle = "t"\nlicense = "MIT"\n[read]\nformat = "xml"\nmirror_path = ["bad/x"]\n', "xml"),
+        ('name = "other"\ntitle = "t"\nlicense = "MIT"\n[read]\nformat = "json"\nmirror_path = ["o/x"]\n', "bad.toml"),
+    ],
+)
+def test_invalid_spec_is_an_error_naming_the_file(tmp_path, text, error):
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(GeniesError, match=error):
+        read_spec(tmp_path / "bad.toml")
+
+
+def test_cli_lock_writes_a_sha256sum_file(tmp_path, monkeypatch):
+    if not SOURCES_MIRROR.is_dir():
+        pytest.skip("needs ../shared/sources")
+    spec = replace(source_spec("quotes"), spec_path=tmp_path / "quotes.toml")
+    monkeypatch.setattr("builders.cli.sources.source_spec", lambda name: spec)
+    result = CliRunner().invoke(app, ["sources", "lock", "quotes", "--mirror", str(SOURCES_MIRROR)])
+    assert result.exit_code == 0, result.output
+    assert parse_checksum_file(tmp_path / "quotes.sha256") == source_spec("quotes").checksums
