@@ -56,7 +56,11 @@ def test_ranking_text_uses_the_theme_and_rank_words():
     puzzle = generate_ranking(random.Random(3), 7)
     words = {puzzle.theme.most, puzzle.theme.least}
     assert any(w in puzzle.question for w in words)
-    assert all(puzzle.objects[c.higher] in puzzle.clue_text(c) for c in puzzle.clues if isinstance(c, Above))
+    order_clues = [c for c in puzzle.clues if isinstance(c, Above)]
+    for clue in order_clues:
+        text = puzzle.clue_text(clue)
+        higher, lower = puzzle.objects[clue.higher], puzzle.objects[clue.lower]
+        assert text in {f"{higher} is {puzzle.theme.more} {lower}.", f"{lower} is {puzzle.theme.less} {higher}."}
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ THEMES = (
           ("Ada", "Bo", "Cyd", "Dev", "Eli", "Fay", "Gus", "Hal", "Ivy"),
           "taller than", "shorter than", "tallest", "shortest"),
     Theme("The following boxes have unknown weights",
-          ("box A", "box B", "box C", "box D", "box E", "box F", "box G", "box H", "box J"),
+          ("Box A", "Box B", "Box C", "Box D", "Box E", "Box F", "Box G", "Box H", "Box J"),
           "heavier than", "lighter than", "heaviest", "lightest"),
     Theme("The following runners finished a race at unknown times",
           ("Ana", "Ben", "Cal", "Dee", "Eve", "Finn", "Gia", "Hugo", "Iris"),
@@ -102,6 +102,7 @@ class RankingPuzzle:
     clues: tuple[Clue, ...]
     asked_rank: int
     distractors: tuple[int, ...]
+    reversed_wording: frozenset[Clue] = frozenset()  # order clues stated as "B is <less> than A"
 
     @property
     def answer(self) -> int:
@@ -110,6 +111,8 @@ class RankingPuzzle:
     def clue_text(self, clue: Clue) -> str:
         if isinstance(clue, AtRank):
             return f"{self.objects[clue.item]} is the {rank_phrase(self.theme, clue.rank, len(self.objects))}."
+        if clue in self.reversed_wording:
+            return f"{self.objects[clue.lower]} is {self.theme.less} {self.objects[clue.higher]}."
         return f"{self.objects[clue.higher]} is {self.theme.more} {self.objects[clue.lower]}."
 
     @property
@@ -167,6 +170,7 @@ def generate_ranking(rng: random.Random, n: int, n_responses: int = 4) -> Rankin
         asked = rng.choice(open_ranks)
         others = [i for i in range(n) if i != order[asked]]
         distractors = tuple(rng.sample(others, min(n_responses - 1, len(others))))
-        puzzle = RankingPuzzle(theme, objects, order, tuple(clues), asked, distractors)
+        reversed_wording = frozenset(c for c in clues if isinstance(c, Above) and rng.random() < 0.5)
+        puzzle = RankingPuzzle(theme, objects, order, tuple(clues), asked, distractors, reversed_wording)
         if puzzle.consistent_answers() == [puzzle.answer]:
             return puzzle
