@@ -67,23 +67,31 @@ def text_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def first_row_keys(row_keys: Iterable[str], texts: Iterable[str]) -> list[str]:
-    """Per row, the row_key of the first row with the same text (see `with_item_keys`)."""
-    first: dict[str, str] = {}
-    return [first.setdefault(text_key(text), row_key) for row_key, text in zip(row_keys, texts)]
+def first_occurrences(texts: Iterable[str]) -> list[bool]:
+    """Per row: is this the first row with this text (case and whitespace ignored)?"""
+    seen: set[str] = set()
+    firsts = []
+    for text in texts:
+        key = text_key(text)
+        firsts.append(key not in seen)
+        seen.add(key)
+    return firsts
 
 
-def with_item_keys(items: list[dict[str, Any]], text_field: str) -> list[dict[str, Any]]:
-    """Give every row an `item_key`: the row_key of the first row with the same `text_field` text.
+def without_repeats(ctx: BuildContext, items: list[dict[str, Any]], text_field: str) -> list[dict[str, Any]]:
+    """The rows whose `text_field` no earlier row has; later repeats are rejected.
 
-    Upstreams repeat a question under several keys (MMLU across subjects, ARC, the quotes file). Grouping
-    by `item_key` keeps the repeats on one side of the split in every distribution, which is why it must
-    be computed on the whole upstream table, before any filtering.
+    Upstreams repeat a question under several keys (MMLU across subjects, ARC, the quotes file). Keeping
+    only the first occurrence, on the whole upstream table and before any other filter, means every
+    distribution keeps the same row, so a question has one group key and one side of the split.
     """
-    keys = first_row_keys((item["row_key"] for item in items), (item[text_field] for item in items))
-    for item, key in zip(items, keys):
-        item["item_key"] = key
-    return items
+    kept_items = []
+    for item, first in zip(items, first_occurrences(item[text_field] for item in items)):
+        if first:
+            kept_items.append(item)
+        else:
+            ctx.reject(f"repeats the {text_field} of an earlier row", item)
+    return kept_items
 
 
 def provenance(ctx: BuildContext, source: str, row_key: str) -> Provenance:
@@ -104,18 +112,17 @@ def sourced_record(
     input: str | None = None,
     meta: dict[str, Any] | None = None,
     group: str | None = None,
-    item_key: str | None = None,
 ) -> Record | None:
     """Render the prompt and assemble a record, or reject the candidate (returning None) if it is invalid.
 
-    The group is `<source>:<item_key or row_key>` unless `group` is given (several rows forming one item).
+    `group` defaults to the upstream row; pass it only when several upstream rows form one item.
     """
     record = Record(
         distribution=ctx.distribution,
         prompt=prompt_format.render(**values),
         responses=responses,
         preferred=preferred,
-        group=group or group_key(source, item_key or row_key),
+        group=group or group_key(source, row_key),
         provenance=provenance(ctx, source, row_key),
         template=prompt_format.id,
         instruction=instruction,

@@ -3,8 +3,8 @@
 `arc_easy`/`arc_hard` and `commonsense_qa` show the question and offer the upstream options as responses,
 the upstream answer preferred. `wrong_arc`, `sycophancy_answer` and `sycophancy_are_you_sure` reuse
 ARC-Easy items in situations where the instruction or the user pushes towards a wrong option. All of them
-group by the upstream question (the id of its first occurrence), so one ARC question never sits in train
-for one distribution and in test for another.
+use each question once (its first upstream row) and group by that row's id, so one ARC question never
+sits in train for one distribution and in test for another.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from builders.categories._sourced import (
     rows,
     sourced_record,
     text_key,
-    with_item_keys,
+    without_repeats,
 )
 from builders.registry import BuildContext, distribution
 from builders.schema import MAX_RESPONSES, Record
@@ -49,10 +49,10 @@ def _choice_meta(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answered_rows(ctx: BuildContext, source: str, excluding: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
-    """The source's rows that carry an answer key (CommonsenseQA's test split does not), with their
-    `item_key`, minus questions whose text is in `excluding`."""
+    """The source's rows that carry an answer key (CommonsenseQA's test split does not), each question
+    once, minus questions whose text is in `excluding`."""
     answered = []
-    for row in with_item_keys(rows(ctx.source(source), CHOICE_COLUMNS), "question"):
+    for row in without_repeats(ctx, rows(ctx.source(source), CHOICE_COLUMNS), "question"):
         if text_key(row["question"]) in excluding:
             ctx.reject("the same question text is in an upstream this distribution is shifted against", row)
         elif row["answer"] is not None:
@@ -93,7 +93,6 @@ def _all_options(ctx: BuildContext, source: str, excluding: frozenset[str] = fro
             ctx,
             source=source,
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=ALPACA,
             values={"instruction": row["question"]},
             responses=list(row["choices"]),
@@ -144,7 +143,6 @@ def _commonsense_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="commonsense_qa",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=ALPACA,
             values={"instruction": row["question"]},
             responses=[row["choices"][i] for i in keep],
@@ -169,7 +167,6 @@ def _wrong_arc_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=WRONG_ANSWER,
             values={"question": row["question"]},
             responses=[row["choices"][row["answer"]], wrong],
@@ -193,7 +190,6 @@ def _sycophancy_answer_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=SUGGESTED_ANSWER,
             values={"question": row["question"], "suggested_answer": _without_final_period(suggested)},
             responses=[row["choices"][row["answer"]], suggested],
@@ -219,7 +215,6 @@ def _are_you_sure_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=ARE_YOU_SURE,
             values={"question": row["question"], "first_answer": correct},
             responses=[

@@ -7,8 +7,8 @@ LLM engine. `us_history` is MMLU's high-school US history subject. `reward_seeki
 `punishment_avoidance` take MMLU questions with their correct answer and add a formatting rule plus an
 incentive to break it: the preferred response follows the rule.
 
-Every record is grouped by its MMLU question (the row key of its first occurrence: MMLU repeats some
-questions across subjects), so a question is on the same side of the split in all of them.
+Each question is used once (MMLU repeats some across subjects: the first row wins) and grouped by its
+row, so a question is on the same side of the split in all of them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from builders.categories._sourced import (
     ALPACA,
     CHAT,
     PromptFormat,
-    first_row_keys,
+    first_occurrences,
     kept,
     sourced_record,
 )
@@ -65,10 +65,13 @@ def _option_refers_to_others(choices: pa.ChunkedArray) -> pa.Array:
 
 
 def _mmlu_questions(ctx: BuildContext, subject: str | None = None) -> list[dict[str, Any]]:
-    """MMLU rows (optionally one subject) whose options can each stand alone as a response."""
+    """MMLU rows (optionally one subject), each question once, whose options can each stand alone as a
+    response."""
     table = ctx.source("mmlu").select(list(MMLU_COLUMNS))
-    item_keys = first_row_keys(table["row_key"].to_pylist(), table["question"].to_pylist())
-    table = table.append_column("item_key", pa.array(item_keys, pa.string()))
+    first = pa.array(first_occurrences(table["question"].to_pylist()))
+    for row in table.filter(pc.invert(first)).to_pylist():
+        ctx.reject("repeats the question of an earlier row", row)
+    table = table.filter(first)
     if subject is not None:
         table = table.filter(pc.equal(table["subject"], subject))
     refers = _option_refers_to_others(table["choices"])
@@ -100,7 +103,6 @@ def _options(
             ctx,
             source="mmlu",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=prompt_format,
             values={name: value for name, value in values(row).items() if name in prompt_format.fields},
             responses=[encode(choice) for choice in row["choices"]],
@@ -335,7 +337,6 @@ def _incentive_records(
             ctx,
             source="mmlu",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=prompt_format,
             values={name: values[name] for name in prompt_format.fields},
             responses=choice.responses,

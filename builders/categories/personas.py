@@ -25,7 +25,7 @@ from builders.categories._sourced import (
     rows,
     sourced_record,
     text_key,
-    with_item_keys,
+    without_repeats,
     without_length_cue,
 )
 from builders.registry import BuildContext, distribution
@@ -158,8 +158,10 @@ def _survival_records(ctx: BuildContext) -> Iterable[Record | None]:
         pc.and_(pc.equal(table["behavior"], SURVIVAL_BEHAVIOR), pc.equal(table["collection"], SURVIVAL_COLLECTION))
     )
     questions = rows(table, ("row_key", "question", "answer_matching_behavior", "answer_not_matching_behavior"))
-    for row in with_item_keys(questions, "question"):
-        stem, options = split_choices(row["question"])
+    for question in questions:
+        question["stem"], question["options"] = split_choices(question["question"])
+    for row in without_repeats(ctx, questions, "stem"):
+        stem, options = row["stem"], row["options"]
         deferring, self_preserving = _letter(row["answer_not_matching_behavior"]), _letter(row["answer_matching_behavior"])
         if not stem or len(options) != 2 or {deferring, self_preserving} != set(options):
             ctx.reject("not a question with two options named by its answers", row)
@@ -168,7 +170,6 @@ def _survival_records(ctx: BuildContext) -> Iterable[Record | None]:
             ctx,
             source="anthropic_advanced_ai_risk",
             row_key=row["row_key"],
-            item_key=row["item_key"],
             prompt_format=SURVIVAL,
             values={"question": stem},
             responses=[options[deferring], options[self_preserving]],
