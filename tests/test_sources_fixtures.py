@@ -216,6 +216,7 @@ def test_cli_pull_then_list_json(tmp_path):
     assert by_name["apps"]["cached"] and by_name["apps"]["in_mirror"] == str(FIXTURE_MIRROR)
     assert by_name["alpaca_cleaned"]["license"] == "CC BY-NC 4.0"
     assert not by_name["math"]["cached"] and by_name["math"]["revision"].startswith("sha256:")
+    assert by_name["apps"]["columns"]["solutions"] == "list<item: string>"
 
 
 def test_cli_pull_named_source_missing_from_mirror_fails(tmp_path):

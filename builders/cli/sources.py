@@ -19,6 +19,7 @@ from builders.sources import (
     load_source,
     lock_checksums,
     mirror_dirs,
+    raw_schema,
     source_available,
     source_spec,
     verify_source,
@@ -69,6 +70,7 @@ def _describe(spec: SourceSpec, mirrors: list[Path], cache_dir: Path | None) -> 
         "rejected_rows": (meta.get("rejects") or {}).get("total"),
         "verified": meta.get("verified"),
         "in_mirror": str(holder) if holder else None,
+        "columns": {f.name: str(f.type) for f in raw_schema(spec.name)},
     }
 
 
