@@ -24,6 +24,7 @@ from builders.sources import (
     source_spec,
     verify_source,
 )
+from builders.sources.fetch import MIRROR_HINT
 from builders.sources.mirror import MIRROR_ENV, holding_mirror
 from builders.sources.spec import format_checksum_file
 
@@ -144,7 +145,9 @@ def pull_command(
     )
     failed = [r[0] for r in results if r[1].startswith("failed")]
     if failed:
-        raise GeniesError(f"{len(failed)} source(s) failed: {', '.join(failed)}", "see the status column above")
+        raise GeniesError(
+            f"{len(failed)} source(s) failed: {', '.join(failed)}", f"see the status column; {MIRROR_HINT}"
+        )
 
 
 def _pull_one(spec: SourceSpec, mirrors: list[Path], cache_dir: Path | None, offline: bool, explicit: bool) -> tuple:
