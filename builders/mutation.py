@@ -19,6 +19,7 @@ import ast
 import bisect
 import io
 import itertools
+import math
 import random
 import tokenize
 from collections.abc import Iterable, Iterator
@@ -45,6 +46,7 @@ OPERATOR_SPELLING = {
 SUBTLE_KINDS = frozenset({"comparison", "arithmetic", "constant", "range_bound", "boolean", "name_swap"})
 ALL_KINDS = SUBTLE_KINDS | {"drop_statement"}
 IGNORED_TOKENS = {tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT}
+STACKED_ATTEMPTS = 4
 DROPPABLE = (ast.Assign, ast.AugAssign, ast.Expr, ast.Return, ast.If, ast.For, ast.While)
 
 
@@ -248,9 +250,7 @@ def apply_mutations(source: str, mutations: Iterable[Mutation]) -> str:
 
 
 def _overlaps(chosen: list[Mutation], candidate: Mutation) -> bool:
-    return any(candidate.start < m.end and m.start < candidate.end for m in chosen) or any(
-        candidate.line == m.line for m in chosen
-    )
+    return any(candidate.start < m.end and m.start < candidate.end for m in chosen)
 
 
 def mutants(
@@ -270,7 +270,7 @@ def mutants(
         return []
     rng.shuffle(sites)
     seen, found = {source}, []
-    for mutation_set in _mutation_sets(sites, mutations_per_mutant):
+    for mutation_set in _mutation_sets(sites, mutations_per_mutant, rng, STACKED_ATTEMPTS * limit):
         code = apply_mutations(source, mutation_set)
         if code in seen:
             continue
@@ -282,19 +282,15 @@ def mutants(
     return found
 
 
-def _mutation_sets(sites: list[Mutation], size: int) -> Iterator[tuple[Mutation, ...]]:
-    """Groups of `size` non-overlapping sites on distinct lines, walking the (shuffled) sites in order."""
+def _mutation_sets(sites: list[Mutation], size: int, rng: random.Random, limit: int) -> Iterator[tuple[Mutation, ...]]:
+    """Single sites in (shuffled) order, or up to `limit` random groups of `size` non-overlapping sites."""
     if size == 1:
         yield from ((site,) for site in sites)
         return
-    for offset in range(len(sites)):
-        chosen: list[Mutation] = []
-        for site in sites[offset:] + sites[:offset]:
-            if not _overlaps(chosen, site):
-                chosen.append(site)
-                if len(chosen) == size:
-                    yield tuple(chosen)
-                    break
+    for _ in range(limit if len(sites) >= size else 0):
+        chosen = rng.sample(sites, size)
+        if not any(_overlaps(chosen[:i], site) for i, site in enumerate(chosen)):
+            yield tuple(chosen)
 
 
 def _parses_differently(code: str, original_ast: str) -> bool:
@@ -320,18 +316,18 @@ def buggy_variants(
 
     Behaviour = what the mutant output up to its first failing test, so no two variants returned are the
     same bug seen twice. Length-preserving mutants come first, so that the variants carry no length cue.
-    `min_failed_fraction` > 0 asks for egregiously broken code (failing that share of all tests); it runs
-    every test instead of stopping at the first failure. The solution itself is assumed to pass the suite.
+    `min_failed_fraction` > 0 asks for egregiously broken code (failing at least that share of all tests).
+    The solution itself is assumed to pass the suite.
     """
     solution = normalize_newlines(solution)
     pool = mutants(solution, rng, candidates, kinds=kinds, mutations_per_mutant=mutations_per_variant)
     if not pool:
         return []
-    full_run = min_failed_fraction > 0
-    verdicts = sandbox.run([code for code, _ in pool], suite, stop_on_failure=not full_run)
+    needed_failures = max(1, math.ceil(min_failed_fraction * len(suite)))
+    verdicts = sandbox.run([code for code, _ in pool], suite, stop_after=needed_failures)
     kept: dict[str, BuggyVariant] = {}
     for (code, mutation_set), verdict in zip(pool, verdicts):
-        if verdict.status != "incorrect" or verdict.failed < min_failed_fraction * len(suite):
+        if verdict.status != "incorrect" or "timeout" in verdict.outcomes or verdict.failed < needed_failures:
             continue
         signature = _first_failure_signature(verdict)
         if signature not in kept:

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import select
+import site
 import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +39,8 @@ VerdictStatus = Literal["correct", "incorrect", "unknown"]
 @dataclass(frozen=True)
 class TestSuite:
     """A problem's tests: stdin→stdout pairs (`stdio`) or argument lists→return values (`call`)."""
+
+    __test__ = False  # not a pytest test class, despite the name
 
     mode: Literal["stdio", "call"]
     inputs: tuple[Any, ...]
@@ -107,33 +111,34 @@ class Limits:
 
 
 class Sandbox:
-    """Runs programs on test suites in the harness, `workers` harness processes at a time, with caching."""
+    """Runs programs on test suites in long-lived harness processes (one per concurrent caller), cached.
+
+    Thread-safe: callers in `workers` threads each get a harness of their own.
+    """
 
     def __init__(self, limits: Limits = Limits(), workers: int | None = None, cache_dir: Path | None = None):
         self.limits = limits
         self.workers = workers or min(2, os.cpu_count() or 1)
         self._memory: dict[str, Verdict] = {}
         self._lock = threading.Lock()
+        self._idle: queue.SimpleQueue[_Harness] = queue.SimpleQueue()
         self._store = _VerdictStore(Path(cache_dir) / "code_verdicts.sqlite") if cache_dir else None
 
-    def run(self, programs: Sequence[str], suite: TestSuite, *, stop_on_failure: bool = True) -> list[Verdict]:
-        """Verdict of each program (in order); cached programs are not run again."""
-        keys = [self._key(p, suite, stop_on_failure) for p in programs]
+    def run(self, programs: Sequence[str], suite: TestSuite, *, stop_after: int | None = 1) -> list[Verdict]:
+        """Verdict of each program (in order); cached programs are not run again.
+
+        A program stops running after `stop_after` failing tests (None: run every test), which is all a
+        verdict of "incorrect" or "fails at least k tests" needs.
+        """
+        keys = [self._key(p, suite, stop_after) for p in programs]
         pending = {k: p for k, p in zip(keys, programs) if self._cached(k) is None}
         if pending:
-            fresh = self._execute(list(pending.values()), suite, stop_on_failure)
+            fresh = self._execute(list(pending.values()), suite, stop_after)
             self._remember(dict(zip(pending, fresh)))
         return [self._cached(k) for k in keys]
 
-    def run_many(
-        self, jobs: Sequence[tuple[Sequence[str], TestSuite]], *, stop_on_failure: bool = True
-    ) -> list[list[Verdict]]:
-        """`run` over several (programs, suite) jobs, `workers` of them in parallel; results in job order."""
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(lambda job: self.run(job[0], job[1], stop_on_failure=stop_on_failure), jobs))
-
-    def _key(self, program: str, suite: TestSuite, stop_on_failure: bool) -> str:
-        payload = canonical_json([program, suite.digest, stop_on_failure, vars(self.limits)])
+    def _key(self, program: str, suite: TestSuite, stop_after: int | None) -> str:
+        payload = canonical_json([program, suite.digest, stop_after, vars(self.limits)])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def _cached(self, key: str) -> Verdict | None:
@@ -151,34 +156,59 @@ class Sandbox:
             if self._store is not None:
                 self._store.put_many({k: v for k, v in verdicts.items() if v.status != "unknown"})
 
-    def _execute(self, programs: list[str], suite: TestSuite, stop_on_failure: bool) -> list[Verdict]:
+    def _execute(self, programs: list[str], suite: TestSuite, stop_after: int | None) -> list[Verdict]:
         job = {
             "programs": programs,
             "mode": suite.mode,
             "fn_name": suite.fn_name,
             "inputs": list(suite.inputs),
             "outputs": list(suite.outputs),
-            "stop_on_failure": stop_on_failure,
+            "stop_after": stop_after,
+            "sys_path": site.getsitepackages(),
             **vars(self.limits),
         }
         budget = 30 + len(programs) * len(suite) * self.limits.wall_seconds
         try:
-            done = subprocess.run(
-                [sys.executable, "-I", str(HARNESS)],
-                input=json.dumps(job),
-                capture_output=True,
-                text=True,
-                timeout=budget,
-                env=HARNESS_ENV,
-            )
-        except subprocess.TimeoutExpired:
+            harness = self._idle.get_nowait()
+        except queue.Empty:
+            harness = _Harness()
+        try:
+            results = harness.run(job, budget)
+        finally:
+            self._idle.put(harness)
+        if results is None:
             return [Verdict((), ()) for _ in programs]
-        if done.returncode != 0:
+        return [Verdict(tuple(r["outcomes"]), tuple(r["digests"])) for r in results]
+
+
+class _Harness:
+    """One harness process serving jobs over pipes; it exits by itself when our end of stdin closes."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def run(self, job: dict[str, Any], budget: float) -> list[dict[str, list[str]]] | None:
+        """The harness's results, or None if it did not answer within `budget` seconds (it is then killed)."""
+        if self.process is None or self.process.poll() is not None:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(HARNESS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env=HARNESS_ENV,
+            )
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], budget)
+        if not ready:
+            self.process.kill()
+            self.process.wait()
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
             raise GeniesError(
-                f"the code sandbox failed (exit {done.returncode}): {done.stderr.strip()[-500:]}",
+                f"the code sandbox failed (exit {self.process.returncode}): {self.process.stderr.read()[-500:]}",
                 "the sandbox needs Linux (fork, pidfd_open, setrlimit); run the build there",
             )
-        return [Verdict(tuple(r["outcomes"]), tuple(r["digests"])) for r in json.loads(done.stdout)]
+        return json.loads(line)
 
 
 class _VerdictStore:

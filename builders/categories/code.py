@@ -41,7 +41,6 @@ APPS_COLUMNS = ("row_key", "split", "problem_id", "question", "solutions", "inpu
                 "starter_code")
 MAX_TESTS = 20
 SOLUTIONS_TRIED = 3
-CANDIDATE_MUTANTS = 16
 OVERSHOOT = 1.25
 CHUNK = 8
 
@@ -61,10 +60,11 @@ class VariantSpec:
     mutations_per_variant: int = 1
     min_failed_fraction: float = 0.0
     kinds: frozenset[str] = field(default=SUBTLE_KINDS)
+    candidates: int = 16
 
 
 SUBTLE = VariantSpec(count=3)
-EGREGIOUS = VariantSpec(count=3, mutations_per_variant=3, min_failed_fraction=0.5)
+EGREGIOUS = VariantSpec(count=3, mutations_per_variant=3, min_failed_fraction=0.5, candidates=24)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def prepare(ctx: BuildContext, row: dict[str, Any], spec: VariantSpec,
     variants = buggy_variants(
         solution, suite, spec.count, rng=seeded_rng("apps-mutants", ctx.seed, key), sandbox=sandbox,
         kinds=spec.kinds, mutations_per_variant=spec.mutations_per_variant,
-        min_failed_fraction=spec.min_failed_fraction, candidates=CANDIDATE_MUTANTS,
+        min_failed_fraction=spec.min_failed_fraction, candidates=spec.candidates,
     )
     statement = PROBLEM.render(question=row["question"], fn_name=suite.fn_name,
                                starter_code=row["starter_code"] or "").strip()
