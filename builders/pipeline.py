@@ -138,10 +138,11 @@ class BuildReport:
         return sum(r.rows("train") + r.rows("test") for r in self.results)
 
 
+@dataclass
 class _PipelineContext(BuildContext):
     """A BuildContext that remembers which source it was asked for, to name it when loading fails."""
 
-    requested_sources: list[str]
+    requested_sources: list[str] = field(default_factory=list)
 
     def source(self, name: str):
         self.requested_sources.append(name)
@@ -268,7 +269,6 @@ def build_distribution(name: str, options: BuildOptions, llm: Any = None) -> Dis
         distribution=name, seed=options.seed, mirror=options.mirror, cache_dir=options.cache_dir,
         offline=options.offline or not options.fetch, train_size=train, test_size=test, llm=llm,
     )
-    ctx.requested_sources = []
     started = time.perf_counter()
     try:
         _check_templates(builder)
@@ -293,12 +293,13 @@ def build_distribution(name: str, options: BuildOptions, llm: Any = None) -> Dis
 
 
 def _jsonable(value: Any) -> Any:
+    """JSON for what json cannot encode itself: records as rows, dataclasses as dicts, sets sorted."""
     if isinstance(value, Record):
         return value.to_row()
     if is_dataclass(value):
         return asdict(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
     return str(value)
 
 

@@ -48,6 +48,16 @@ def _print_failures(results: list[DistributionResult]) -> None:
             err_console.print(f"[bold red]{result.name} failed:[/]\n{result.detail}", markup=True, highlight=False)
 
 
+def _print_notes(report: BuildReport) -> None:
+    """What builders said about partial work, and how many candidates were rejected."""
+    for result in report.results:
+        for note in result.context.notes if result.context else ():
+            console.print(f"[dim]note[/] {result.name}: {note}")
+    rejected = sum(len(r.context.rejects) for r in report.results if r.context)
+    if rejected and report.path:
+        console.print(f"{rejected:,} candidate records rejected, with reasons: {report.path / 'rejects.jsonl'}")
+
+
 def _print_outcome(report: BuildReport, version_given: bool) -> None:
     if not version_given:
         console.print(f"version [bold]{report.version}[/] (derived from the build fingerprint; --version names it)")
@@ -119,6 +129,7 @@ def build_command(
             _print_failures(exc.report.results)
             raise
     console.print(_results_table(report))
+    _print_notes(report)
     _print_outcome(report, version_given=version is not None)
 
 
