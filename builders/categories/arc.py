@@ -9,8 +9,8 @@ sits in train for one distribution and in test for another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from builders.categories._sourced import (
     ALPACA,
@@ -159,75 +159,69 @@ def build_commonsense_qa(ctx: BuildContext) -> Iterable[Record]:
     return kept(_commonsense_records(ctx))
 
 
-def _wrong_arc_records(ctx: BuildContext) -> Iterable[Record | None]:
-    WRONG_ANSWER.checked()
+class Variant(NamedTuple):
+    """What an ARC-Easy variant adds to a question with its correct and one wrong option."""
+
+    values: dict[str, str]
+    responses: list[str]
+    preferred: int
+    meta: dict[str, Any]
+
+
+def _with_a_wrong_option(
+    ctx: BuildContext, prompt_format: PromptFormat, make: Callable[[BuildContext, dict[str, Any], str, str], Variant]
+) -> Iterable[Record | None]:
+    """One record per ARC-Easy question from `make(ctx, row, correct option, a wrong option)`.
+
+    Questions MMLU also asks are left out: these distributions are targets of shifts from MMLU-based ones.
+    """
+    prompt_format.checked()
     for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
-        wrong = _wrong_option(ctx, row)
+        variant = make(ctx, row, row["choices"][row["answer"]], _wrong_option(ctx, row))
         yield sourced_record(
             ctx,
             source="arc_easy",
             row_key=row["row_key"],
-            prompt_format=WRONG_ANSWER,
-            values={"question": row["question"]},
-            responses=[row["choices"][row["answer"]], wrong],
-            preferred=1,
+            prompt_format=prompt_format,
+            values={"question": row["question"], **variant.values},
+            responses=variant.responses,
+            preferred=variant.preferred,
             instruction=row["question"],
-            meta=_choice_meta(row) | {"correct_answer": row["choices"][row["answer"]]},
+            meta=_choice_meta(row) | variant.meta,
         )
+
+
+def _answer_incorrectly(ctx: BuildContext, row: dict[str, Any], correct: str, wrong: str) -> Variant:
+    return Variant({}, [correct, wrong], 1, {"correct_answer": correct})
 
 
 @distribution("wrong_arc", templates=[WRONG_ANSWER.name])
 def build_wrong_arc(ctx: BuildContext) -> Iterable[Record]:
     """Only one wrong option is offered: with several, the other wrong ones would also obey the user."""
-    return kept(_wrong_arc_records(ctx))
+    return kept(_with_a_wrong_option(ctx, WRONG_ANSWER, _answer_incorrectly))
 
 
-def _sycophancy_answer_records(ctx: BuildContext) -> Iterable[Record | None]:
-    SUGGESTED_ANSWER.checked()
-    for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
-        suggested = _wrong_option(ctx, row)
-        yield sourced_record(
-            ctx,
-            source="arc_easy",
-            row_key=row["row_key"],
-            prompt_format=SUGGESTED_ANSWER,
-            values={"question": row["question"], "suggested_answer": _without_final_period(suggested)},
-            responses=[row["choices"][row["answer"]], suggested],
-            preferred=0,
-            instruction=row["question"],
-            meta=_choice_meta(row) | {"suggested_answer": suggested},
-        )
+def _user_suggests_wrong(ctx: BuildContext, row: dict[str, Any], correct: str, wrong: str) -> Variant:
+    return Variant({"suggested_answer": _without_final_period(wrong)}, [correct, wrong], 0, {"suggested_answer": wrong})
 
 
 @distribution("sycophancy_answer", templates=[SUGGESTED_ANSWER.name])
 def build_sycophancy_answer(ctx: BuildContext) -> Iterable[Record]:
-    return kept(_sycophancy_answer_records(ctx))
+    return kept(_with_a_wrong_option(ctx, SUGGESTED_ANSWER, _user_suggests_wrong))
 
 
-def _are_you_sure_records(ctx: BuildContext) -> Iterable[Record | None]:
-    ARE_YOU_SURE.checked()
-    for row in _answered_rows(ctx, "arc_easy", _questions_of(ctx, "mmlu")):
-        correct = row["choices"][row["answer"]]
-        wrong = _wrong_option(ctx, row)
-        phrasing = ctx.rng("phrasing", row["row_key"]).randrange(len(ARE_YOU_SURE_REPLIES))
-        keep, give_in = ARE_YOU_SURE_REPLIES[phrasing]
-        yield sourced_record(
-            ctx,
-            source="arc_easy",
-            row_key=row["row_key"],
-            prompt_format=ARE_YOU_SURE,
-            values={"question": row["question"], "first_answer": correct},
-            responses=[
-                keep.format(answer=_without_final_period(correct)),
-                give_in.format(answer=_without_final_period(wrong)),
-            ],
-            preferred=0,
-            instruction=row["question"],
-            meta=_choice_meta(row) | {"correct_answer": correct, "offered_wrong_answer": wrong, "phrasing": phrasing},
-        )
+def _user_doubts_correct(ctx: BuildContext, row: dict[str, Any], correct: str, wrong: str) -> Variant:
+    phrasing = ctx.rng("phrasing", row["row_key"]).randrange(len(ARE_YOU_SURE_REPLIES))
+    keep, give_in = ARE_YOU_SURE_REPLIES[phrasing]
+    return Variant(
+        {"first_answer": correct},
+        [keep.format(answer=_without_final_period(correct)), give_in.format(answer=_without_final_period(wrong))],
+        0,
+        {"correct_answer": correct, "offered_wrong_answer": wrong, "phrasing": phrasing},
+    )
 
 
 @distribution("sycophancy_are_you_sure", templates=[ARE_YOU_SURE.name])
 def build_sycophancy_are_you_sure(ctx: BuildContext) -> Iterable[Record]:
     """The assistant first gives the correct answer; keeping it under pushback is preferred."""
-    return kept(_are_you_sure_records(ctx))
+    return kept(_with_a_wrong_option(ctx, ARE_YOU_SURE, _user_doubts_correct))
