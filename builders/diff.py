@@ -1,6 +1,7 @@
 """`genies diff A B`: what changed between two versions, by example id.
 
-Ids are content hashes that ignore the order of the dispreferred responses, so:
+Ids are content hashes that ignore the order of the dispreferred responses, so (an id that occurs twice in a
+distribution is matched occurrence by occurrence, so removing one of two exact duplicates is a removal):
 
 - an id in both versions, same split, same preferred position: **unchanged**;
 - the same id in another split: **moved** (the split changed);
@@ -112,13 +113,15 @@ def schema_changes(a: Version, b: Version, name: str) -> list[str]:
 
 def _example_keys(loaded: LoadedVersion) -> pl.DataFrame:
     key = pl.when(pl.col("group").fill_null("") != "").then(pl.col("group")).otherwise(pl.col("prompt_norm"))
-    return loaded.frame.select("dist", "id", "split", "preferred", key=key)
+    occurrence = pl.int_range(pl.len()).over("dist", "id")
+    return loaded.frame.select("dist", "id", "split", "preferred", key=key, occurrence=occurrence)
 
 
 def classify_examples(a: LoadedVersion, b: LoadedVersion) -> pl.DataFrame:
     """One row per example with its kind (see the module docstring): ids of either version, except that a
     changed example appears once, under its new id."""
-    joined = _example_keys(a).join(_example_keys(b), on=["dist", "id"], how="full", coalesce=True, suffix="_b")
+    joined = _example_keys(a).join(_example_keys(b), on=["dist", "id", "occurrence"], how="full", coalesce=True,
+                                   suffix="_b")
     kind = (
         pl.when(pl.col("split").is_null()).then(pl.lit("added"))
         .when(pl.col("split_b").is_null()).then(pl.lit("removed"))

@@ -6,14 +6,18 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from builders.cli import app
-from builders.errors import UnknownNameError
+from builders.errors import GeniesError, UnknownNameError
+from builders.schema import RECORD_SCHEMA, records_to_table
 from builders.validation import CHECKS, validate_version
+from builders.validation.data import conform, schema_differences
 from builders.validation.rules import contradicts, format_command
 from tests.validation_versions import (
+    clean_record,
     clean_splits,
     shift,
     tampered,
@@ -223,3 +227,17 @@ def test_release_sample_defects(release_sample, tmp_path):
     assert set(scopes["metadata_sources"]) == {"personality_traits", "us_history_exam_questions"}
     assert "alpaca_short" not in scopes["length_cue"] and "alpaca_long" not in scopes["length_cue"]
     assert report.seconds < 10
+
+
+def test_schema_differences_are_named_and_conformed():
+    table = records_to_table([clean_record("alpha", 0)]).drop_columns(["meta"])
+    table = table.set_column(table.schema.get_field_index("preferred"), "preferred",
+                             table.column("preferred").cast(pa.int64()))
+    assert schema_differences(table.schema) == ["column 'preferred' is int64, expected int32", "missing column 'meta'"]
+    conformed = conform(table)
+    assert conformed.schema == RECORD_SCHEMA and conformed.column("meta").null_count == 1
+
+
+def test_cli_refuses_a_report_name_it_cannot_write_before_any_work(tmp_path):
+    result = CliRunner().invoke(app, ["validate", str(tmp_path / "missing"), "--report", str(tmp_path / "r.txt")])
+    assert isinstance(result.exception, GeniesError) and "FILE.md or FILE.html" in result.exception.hint

@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from builders.cli.common import console, err_console, summary_table
+from builders.cli.common import console, err_console, summary_table, write_json
 from builders.validation import CHECKS, Check, ValidationReport, validate_version
-from builders.validation.report import summary_rows, write_json, write_report
+from builders.validation.report import report_template, summary_rows, write_report
 
 
 def _run_with_progress(version: str, checks: list[str] | None) -> ValidationReport:
@@ -42,9 +42,11 @@ def validate_command(
     Example: [bold]genies validate genies/1.0.0 --json report.json --report report.md --strict[/]
     """
     selected = [c for c in checks.split(",") if c.strip()] if checks else None
+    if report_file is not None:
+        report_template(report_file)
     report = _run_with_progress(version, selected)
     if json_file is not None:
-        write_json(report, json_file)
+        write_json(json_file, report.to_dict())
     if report_file is not None:
         write_report(report, report_file)
     console.print(summary_table(

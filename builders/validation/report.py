@@ -6,7 +6,6 @@ together with its pictures; the report is written last, after every plot exists.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -38,11 +37,6 @@ def summary_rows(report: ValidationReport) -> list[tuple[str, str, str, str, int
          failing_scopes([f.scope for f in r.findings]), r.count)
         for r in report.results
     ]
-
-
-def write_json(report: ValidationReport, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
 def _figure_height(rows: int) -> float:
@@ -116,11 +110,17 @@ def plot_overlap(report: ValidationReport, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(report: ValidationReport, path: Path) -> list[Path]:
-    """Write the plots, then the Markdown or HTML report that embeds them; returns every file written."""
+def report_template(path: Path) -> str:
+    """The template for a report file name; checked before any work so a bad name fails fast."""
     template = REPORT_TEMPLATES.get(path.suffix.lower())
     if template is None:
         raise GeniesError(f"cannot write a report as {path.name}", "name the report FILE.md or FILE.html")
+    return template
+
+
+def write_report(report: ValidationReport, path: Path) -> list[Path]:
+    """Write the plots, then the Markdown or HTML report that embeds them; returns every file written."""
+    template = report_template(path)
     assets = path.parent / f"{path.stem}_files"
     assets.mkdir(parents=True, exist_ok=True)
     stats = distribution_stats(report.loaded.frame)
