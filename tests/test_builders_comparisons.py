@@ -124,3 +124,11 @@ def test_missing_source_says_which_one(tmp_path):
     ctx = BuildContext("alpaca_short", mirror=tmp_path, cache_dir=tmp_path / "cache", offline=True)
     with pytest.raises(SourceUnavailable, match="gpt4_llm_comparison"):
         list(builder("alpaca_short").fn(ctx))
+
+
+@pytest.mark.parametrize("name", ["alpaca_low_quality", "alpaca_high_quality", "shp_low_quality",
+                                  "shp_high_quality", "change_my_view"])
+def test_length_is_not_a_cue_outside_short_and_long(name, tmp_path):
+    records = build(name, tmp_path)
+    preferred_longer = [len(r.responses[r.preferred]) > len(r.responses[1 - r.preferred]) for r in records]
+    assert records and preferred_longer.count(True) == preferred_longer.count(False)

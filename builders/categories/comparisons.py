@@ -14,6 +14,10 @@ scored 1-10 by GPT-4. Scores are used as published (inclusive ranges on the raw 
 Each instruction serves one of short/long and one of low/high quality (a seeded coin per instruction),
 so no instruction appears with opposite labels in the two sides of a shift.
 
+Outside short/long, length must not be a cue: better answers and better-voted comments tend to be
+longer, so those distributions are *length-balanced*: the preferred response is the longer one in exactly
+half of the examples (the larger half is downsampled with the seeded RNG).
+
 SHP (`shp`): comment pairs on one Reddit post, the higher-scored comment preferred (SHP's own label must
 agree). One pair per post, the one with the largest score ratio, and the group is `shp:<post_id>`, so no
 post straddles train and test.
@@ -26,7 +30,7 @@ post straddles train and test.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -138,8 +142,26 @@ def pick(ctx: BuildContext, found: list[Answer], band: tuple[float, float], *key
     return ctx.rng("pick", *key).choice(within) if within else None
 
 
+def length_balanced(ctx: BuildContext, records: Iterable[Record | None]) -> list[Record]:
+    """Exactly as many records whose preferred response is the longer as the shorter (seeded downsampling)."""
+    by_cue: dict[bool, list[Record]] = {True: [], False: []}
+    for record in kept(records):
+        other = max(len(r) for i, r in enumerate(record.responses) if i != record.preferred)
+        by_cue[len(record.responses[record.preferred]) > other].append(record)
+    size = min(map(len, by_cue.values()))
+    dropped = sum(map(len, by_cue.values())) - 2 * size
+    if dropped:
+        ctx.note(f"{dropped} candidate pairs left out so that the preferred response is the longer in exactly "
+                 "half of the examples")
+    return [record for cue in (True, False) for record in ctx.rng("length-balance", cue).sample(by_cue[cue], size)]
+
+
 @distribution("alpaca_high_quality", templates=[ALPACA.name])
-def build_alpaca_high_quality(ctx: BuildContext) -> Iterator[Record]:
+def build_alpaca_high_quality(ctx: BuildContext) -> list[Record]:
+    return length_balanced(ctx, excellent_over_mediocre(ctx))
+
+
+def excellent_over_mediocre(ctx: BuildContext) -> Iterator[Record | None]:
     for row in comparison_rows(ctx):
         if not serves_first(ctx, row["row_key"], "low/high"):
             continue
@@ -147,7 +169,7 @@ def build_alpaca_high_quality(ctx: BuildContext) -> Iterator[Record]:
         excellent = pick(ctx, found, EXCELLENT, row["row_key"], "excellent")
         mediocre = pick(ctx, found, MEDIOCRE, row["row_key"], "mediocre")
         if excellent and mediocre:
-            yield from kept([alpaca_record(ctx, row, excellent, mediocre, {"rule": "score 9-10 over 4-5"})])
+            yield alpaca_record(ctx, row, excellent, mediocre, {"rule": "score 9-10 over 4-5"})
 
 
 class OffTopicPool:
@@ -170,16 +192,27 @@ class OffTopicPool:
         return split_of(group_key(GPT4, row_key), ctx.seed, test_fraction)
 
     def draw(self, row_key: str, length: int) -> tuple[str, str] | None:
-        """(answer, donor row key): one of the answers closest in length, from another instruction."""
+        """(answer, donor row key) from another instruction: one of the answers next in length above or
+        below `length` (a seeded coin says which), so the off-topic answer is as often longer as shorter."""
         entries = self.sides[self.side(row_key)]
-        at = bisect.bisect_left(entries, (length, "", ""))
-        window = entries[max(0, at - OFF_TOPIC_NEIGHBOURS // 2): at + OFF_TOPIC_NEIGHBOURS // 2]
-        window = [(text, donor) for _, text, donor in window if donor != row_key]
-        return self.ctx.rng("off-topic", row_key).choice(window) if window else None
+        rng = self.ctx.rng("off-topic", row_key)
+        above = bisect.bisect_right(entries, (length, "\uffff", ""))
+        below = bisect.bisect_left(entries, (length, "", ""))
+        longer = [e for e in entries[above: above + OFF_TOPIC_NEIGHBOURS + 1] if e[2] != row_key]
+        shorter = [e for e in entries[max(0, below - OFF_TOPIC_NEIGHBOURS - 1): below] if e[2] != row_key]
+        windows = [longer[:OFF_TOPIC_NEIGHBOURS], shorter[-OFF_TOPIC_NEIGHBOURS:]]
+        if rng.random() < 0.5:
+            windows.reverse()
+        window = windows[0] or windows[1]
+        return rng.choice(window)[1:] if window else None
 
 
 @distribution("alpaca_low_quality", templates=[ALPACA.name])
-def build_alpaca_low_quality(ctx: BuildContext) -> Iterator[Record]:
+def build_alpaca_low_quality(ctx: BuildContext) -> list[Record]:
+    return length_balanced(ctx, mediocre_over_off_topic(ctx))
+
+
+def mediocre_over_off_topic(ctx: BuildContext) -> Iterator[Record | None]:
     table = comparison_rows(ctx)
     pool = OffTopicPool(ctx, table)
     for row in table:
@@ -189,8 +222,8 @@ def build_alpaca_low_quality(ctx: BuildContext) -> Iterator[Record]:
         drawn = pool.draw(row["row_key"], len(mediocre.text)) if mediocre else None
         if drawn:
             off_topic = Answer(drawn[0], None, None)
-            yield from kept([alpaca_record(ctx, row, mediocre, off_topic, {
-                "rule": "score 4-5 over a good answer to another instruction", "off_topic_from": drawn[1]})])
+            yield alpaca_record(ctx, row, mediocre, off_topic, {
+                "rule": "score 4-5 over a good answer to another instruction", "off_topic_from": drawn[1]})
 
 
 @dataclass(frozen=True)
@@ -244,34 +277,37 @@ def shp_pairs(ctx: BuildContext, rule: ScoreRule) -> list[dict[str, Any]]:
     )
 
 
-def reddit_comments(ctx: BuildContext, rule: ScoreRule) -> Iterator[Record]:
+def reddit_comments(ctx: BuildContext, rule: ScoreRule) -> list[Record]:
     ALPACA_INPUT.checked()
     REDDIT_COMMENT.checked()
-    for pair in shp_pairs(ctx, rule):
-        instruction = REDDIT_COMMENT.render(subreddit=pair["subreddit"]).strip()
-        post = pair["history"].strip()
-        yield from kept([sourced_record(
-            ctx, source=SHP, row_key=pair["row_key"], prompt_format=ALPACA_INPUT,
-            values={"instruction": instruction, "input": post},
-            responses=[pair["preferred_text"].strip(), pair["other_text"].strip()], preferred=0,
-            instruction=instruction, input=post, group=group_key(SHP, pair["post_id"]),
-            meta={"subreddit": pair["subreddit"], "post_id": pair["post_id"], "upstream_split": pair["split"],
-                  "preferred_score": pair["preferred_score"], "other_score": pair["other_score"],
-                  "score_ratio": pair["ratio"], "upvote_ratio": pair["upvote_ratio"],
-                  "comment_ids": [pair["preferred_id"], pair["other_id"]]},
-        )])
+    return length_balanced(ctx, (reddit_record(ctx, pair) for pair in shp_pairs(ctx, rule)))
+
+
+def reddit_record(ctx: BuildContext, pair: dict[str, Any]) -> Record | None:
+    instruction = REDDIT_COMMENT.render(subreddit=pair["subreddit"]).strip()
+    post = pair["history"].strip()
+    return sourced_record(
+        ctx, source=SHP, row_key=pair["row_key"], prompt_format=ALPACA_INPUT,
+        values={"instruction": instruction, "input": post},
+        responses=[pair["preferred_text"].strip(), pair["other_text"].strip()], preferred=0,
+        instruction=instruction, input=post, group=group_key(SHP, pair["post_id"]),
+        meta={"subreddit": pair["subreddit"], "post_id": pair["post_id"], "upstream_split": pair["split"],
+              "preferred_score": pair["preferred_score"], "other_score": pair["other_score"],
+              "score_ratio": pair["ratio"], "upvote_ratio": pair["upvote_ratio"],
+              "comment_ids": [pair["preferred_id"], pair["other_id"]]},
+    )
 
 
 @distribution("shp_low_quality", templates=[ALPACA_INPUT.name, REDDIT_COMMENT.name])
-def build_shp_low_quality(ctx: BuildContext) -> Iterator[Record]:
+def build_shp_low_quality(ctx: BuildContext) -> list[Record]:
     return reddit_comments(ctx, SHP_LOW)
 
 
 @distribution("shp_high_quality", templates=[ALPACA_INPUT.name, REDDIT_COMMENT.name])
-def build_shp_high_quality(ctx: BuildContext) -> Iterator[Record]:
+def build_shp_high_quality(ctx: BuildContext) -> list[Record]:
     return reddit_comments(ctx, SHP_HIGH)
 
 
 @distribution("change_my_view", templates=[ALPACA_INPUT.name, REDDIT_COMMENT.name])
-def build_change_my_view(ctx: BuildContext) -> Iterator[Record]:
+def build_change_my_view(ctx: BuildContext) -> list[Record]:
     return reddit_comments(ctx, CHANGE_MY_VIEW)
