@@ -5,8 +5,8 @@ The repaired version keeps the original items and LLM-written answers. What chan
 1. prompts that omit the example's own instruction are re-rendered from its fields;
 2. parse debris (response labels, markdown headings, a stray trailing number) is stripped, by the same
    rule for every response of an example;
-3. examples that are no longer valid (fewer than two distinct responses) and exact duplicates inside a
-   split are removed;
+3. examples that are no longer valid (fewer than two distinct responses) are removed, and so are
+   repeated prompts inside a split (the first example by upstream key is kept);
 4. distributions whose prompts stay constant are dropped: there is nothing to re-render them from;
 5. train/test are re-split so that no item is on both sides anywhere in the version: examples sharing a
    group key, a prompt or an instruction form one item, and each item is put on one side for every
@@ -56,6 +56,7 @@ class DistributionChanges:
     removed: list[dict[str, Any]] = field(default_factory=list)
     moved: list[dict[str, Any]] = field(default_factory=list)
     rewritten: list[dict[str, Any]] = field(default_factory=list)
+    reordered: list[dict[str, Any]] = field(default_factory=list)
     flagged: list[dict[str, Any]] = field(default_factory=list)
     original_sizes: dict[str, int] = field(default_factory=dict)
     repaired_sizes: dict[str, int] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class DistributionChanges:
             "removed": ordered(self.removed),
             "moved": ordered(self.moved),
             "rewritten": ordered(self.rewritten),
+            "reordered": ordered(self.reordered),
             "flagged": ordered(self.flagged),
             "original_sizes": self.original_sizes,
             "repaired_sizes": self.repaired_sizes,
@@ -93,7 +95,7 @@ class RepairReport:
     def counts(self) -> dict[str, dict[str, int]]:
         return {
             name: {"removed": len(c.removed), "moved": len(c.moved), "rewritten": len(c.rewritten),
-                   "flagged": len(c.flagged), **{f"{s}_rows": c.repaired_sizes.get(s, 0) for s in SPLITS}}
+                   "reordered": len(c.reordered), "flagged": len(c.flagged), **{f"{s}_rows": c.repaired_sizes.get(s, 0) for s in SPLITS}}
             for name, c in sorted(self.changes.items())
         }
 
@@ -221,6 +223,13 @@ class _Row:
     record: Record
     split: str
     original_id: str
+    original_split: str = ""
+    original_position: int = -1
+
+    def __post_init__(self) -> None:
+        self.original_split = self.original_split or self.split
+        if self.original_position < 0:
+            self.original_position = self.record.preferred
 
 
 def _item_keys(row: _Row) -> list[str]:
@@ -303,9 +312,8 @@ def _entry(row: _Row, **extra: Any) -> dict[str, Any]:
 
 
 def _repair_examples(rows: list[_Row], changes: DistributionChanges) -> list[_Row]:
-    """Re-render, strip debris, remove invalid examples and exact duplicates inside a split."""
+    """Re-render prompts and strip debris; remove examples that are not valid afterwards."""
     kept: list[_Row] = []
-    seen: set[tuple[str, str]] = set()
     for row in sorted(rows, key=lambda r: (r.split, r.record.provenance.row_key or "", r.original_id)):
         record, applied = repair_record(row.record)
         if applied:
@@ -315,29 +323,34 @@ def _repair_examples(rows: list[_Row], changes: DistributionChanges) -> list[_Ro
         if problems:
             changes.removed.append(_entry(row, split=row.split, reason="invalid: " + "; ".join(problems)))
             continue
-        if (row.split, record.id) in seen:
-            changes.removed.append(_entry(row, split=row.split, reason="exact duplicate inside the split"))
-            continue
-        seen.add((row.split, record.id))
-        kept.append(_Row(record, row.split, row.original_id))
+        kept.append(_Row(record, row.split, row.original_id, row.original_split, row.original_position))
     return kept
 
 
-def _dedupe_after_move(rows: list[_Row], sides: dict[int, str], changes: dict[str, DistributionChanges]) -> list[_Row]:
-    """Examples identical to one already on the side they move to are duplicates now: remove them."""
+def _place_and_dedupe(rows: list[_Row], sides: dict[int, str], changes: dict[str, DistributionChanges]) -> list[_Row]:
+    """Put every example on its item's side; keep one example per prompt and split, recording the rest.
+
+    `genies validate` counts a repeated prompt inside a split as a duplicate whether or not its responses
+    differ, so the first example by upstream key is kept and the others are removed with the reason.
+    """
     final: list[_Row] = []
-    seen: set[tuple[str, str, str]] = set()
-    for i, row in enumerate(rows):
-        new_split = sides[i]
-        key = (row.record.distribution, new_split, row.record.id)
-        if key in seen:
-            changes[row.record.distribution].removed.append(
-                _entry(row, split=row.split, reason="exact duplicate of an example in the other split"))
+    kept: dict[tuple[str, str, str], _Row] = {}
+    order = sorted(range(len(rows)), key=lambda i: (rows[i].record.distribution, rows[i].split,
+                                                    rows[i].record.provenance.row_key or "", rows[i].original_id))
+    for i in order:
+        row, new_split = rows[i], sides[i]
+        dist = row.record.distribution
+        key = (dist, new_split, normalize(row.record.prompt))
+        if key in kept:
+            same = kept[key].record.id == row.record.id
+            where = "inside the split" if kept[key].split == row.split else "of an example in the other split"
+            reason = f"exact duplicate {where}" if same else f"same prompt as {kept[key].record.provenance.row_key}"
+            changes[dist].removed.append(_entry(row, split=row.split, reason=reason))
             continue
-        seen.add(key)
+        kept[key] = row
         if new_split != row.split:
-            changes[row.record.distribution].moved.append(_entry(row, **{"from": row.split, "to": new_split}))
-        final.append(_Row(row.record, new_split, row.original_id))
+            changes[dist].moved.append(_entry(row, **{"from": row.split, "to": new_split}))
+        final.append(_Row(row.record, new_split, row.original_id, row.original_split, row.original_position))
     return final
 
 
@@ -359,7 +372,7 @@ def repair_version(
     dataset: str | None = None,
 ) -> RepairReport:
     """Repair an imported version into a new immutable version with a changelog."""
-    source = Version.open(source_ref)
+    source = Version.open(source_ref, root=out_root)
     if not source.distributions:
         raise GeniesError(f"version {source.path} has no distributions to repair")
     per_dist = _load_rows(source)
@@ -381,7 +394,7 @@ def repair_version(
         changes.pop(name)
     sides_by_root = _assign_sides(repaired_rows, components := _link_items(repaired_rows), seed)
     sides = {i: sides_by_root[components.find(i)] for i in range(len(repaired_rows))}
-    final_rows = _dedupe_after_move(repaired_rows, sides, changes)
+    final_rows = _place_and_dedupe(repaired_rows, sides, changes)
     exports = _exports(source, final_rows, changes, seed)
     report = RepairReport(changes, dropped)
     changelog = report.changelog(f"{source.manifest.get('dataset')}/{source.manifest.get('version')}", seed)
@@ -396,22 +409,35 @@ def repair_version(
     return report
 
 
-def _exports(source: Version, rows: list[_Row], changes: dict[str, DistributionChanges], seed: int) -> list[DistributionExport]:
-    by_dist: dict[str, dict[str, list[Record]]] = defaultdict(lambda: {s: [] for s in SPLITS})
+def _record_reorders(rows: list[_Row], balanced: dict[str, list[Record]], change: DistributionChanges) -> None:
+    """Examples whose only change is the preferred answer's slot (same id, same split)."""
+    final_position = {(split, r.id): r.preferred for split, records in balanced.items() for r in records}
     for row in rows:
-        by_dist[row.record.distribution][row.split].append(row.record)
+        position = final_position.get((row.split, row.record.id))
+        unchanged = row.record.id == row.original_id and row.split == row.original_split
+        if unchanged and position is not None and position != row.original_position:
+            change.reordered.append({"row_key": row.record.provenance.row_key, "id": row.original_id,
+                                     "from": row.original_position, "to": position})
+
+
+def _exports(source: Version, rows: list[_Row], changes: dict[str, DistributionChanges], seed: int) -> list[DistributionExport]:
+    by_dist: dict[str, list[_Row]] = defaultdict(list)
+    for row in rows:
+        by_dist[row.record.distribution].append(row)
     exports = []
-    for name, splits in sorted(by_dist.items()):
-        balanced = {s: balance_positions(recs, seed) for s, recs in splits.items()}
+    for name, dist_rows in sorted(by_dist.items()):
+        balanced = {s: balance_positions([r.record for r in dist_rows if r.split == s], seed) for s in SPLITS}
         change = changes[name]
+        _record_reorders(dist_rows, balanced, change)
         change.repaired_sizes = {s: len(r) for s, r in balanced.items()}
         if change.repaired_sizes != change.original_sizes:
             change.size_note = _size_note(change)
         info = source.manifest["distributions"].get(name, {})
         sources = {s: source.manifest.get("sources", {}).get(s, {}) for s in info.get("sources", [])}
         exports.append(DistributionExport(
-            name=name, splits=balanced, sources=sources, templates=sorted({r.template for rs in balanced.values() for r in rs}),
-            notes={k: v for k, v in info.get("notes", {}).items()},
+            name=name, splits=balanced, sources=sources,
+            templates=sorted({r.template for rs in balanced.values() for r in rs}),
+            notes=dict(info.get("notes", {})),
         ))
     return exports
 
@@ -427,7 +453,7 @@ def human_summary(report: RepairReport) -> str:
     totals = Counter()
     for c in report.changes.values():
         totals.update({"removed": len(c.removed), "moved": len(c.moved), "rewritten": len(c.rewritten),
-                       "flagged": len(c.flagged)})
+                       "reordered": len(c.reordered), "flagged": len(c.flagged)})
     lines = [
         "This version repairs the original GENIES release. Every change is listed in `changelog.json`.",
         "",
@@ -435,7 +461,8 @@ def human_summary(report: RepairReport) -> str:
         f"- {totals['moved']} examples moved between train and test so no item is on both sides of any split or shift",
         f"- {totals['rewritten']} examples rewritten (prompts re-rendered to include their question, parse debris stripped)",
         f"- {totals['flagged']} examples flagged as possibly inverted labels (not changed)",
-        "- response order re-shuffled with a seeded RNG so the preferred position is balanced",
+        f"- {totals['reordered']} examples reordered only: response order re-shuffled with a seeded RNG so the"
+        " preferred position is balanced",
     ]
     if report.dropped:
         lines.append("- dropped distributions: " + "; ".join(f"{n} ({why})" for n, why in sorted(report.dropped.items())))

@@ -134,3 +134,19 @@ def test_repaired_sample_has_no_leaks_and_balanced_positions(release_sample, tmp
             k = max(len(r) for r in table.column("responses").to_pylist())
             assert max(positions.values()) / table.num_rows - 1 / k <= 0.10 + 1 / table.num_rows, (name, split)
     assert not [k for k, s in sides.items() if len(s) == 2]
+
+
+def test_changelog_matches_diff_and_repaired_sample_passes_strict_validation(release_sample, tmp_path):
+    from builders.diff import diff_versions
+    from builders.validation import validate_version
+
+    imported = import_release(release_sample, tmp_path, "1.0.0").result.path
+    repaired = repair_version(str(imported), tmp_path, "1.0.1").result.path
+    log = json.loads((repaired / "changelog.json").read_text())["distributions"]
+    diff = diff_versions(str(imported), str(repaired))
+    for dist in diff.distributions:
+        recorded = {"removed": len(log[dist.name]["removed"]), "moved": len(log[dist.name]["moved"]),
+                    "changed": len(log[dist.name]["rewritten"]), "reordered": len(log[dist.name]["reordered"]),
+                    "added": 0}
+        assert {k: dist.counts.get(k, 0) for k in recorded} == recorded, dist.name
+    assert [c.name for c in validate_version(str(repaired)).errors] == []
