@@ -82,7 +82,7 @@ def build_command(
     mirror: Annotated[str | None, typer.Option(help="Directory with raw upstream files (default: $GENIES_MIRROR).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Raw-table cache (default: $GENIES_CACHE or ~/.cache/genies).")] = None,
     fetch: Annotated[bool, typer.Option(help="Download sources missing from the mirror and cache.")] = False,
-    offline: Annotated[bool, typer.Option(help="Use only caches for LLM answers too; never contact a server.")] = False,
+    offline: Annotated[bool, typer.Option(help="LLM answers from the cache only; never contact a server.")] = False,
     out: Annotated[Path, typer.Option(help="Artifacts root.")] = DEFAULT_ROOT,
     dataset: Annotated[str, typer.Option(help="Dataset name (a folder under --out).")] = "genies",
     version: Annotated[str | None, typer.Option(help="Version to write (default: <package>+<fingerprint[:8]>).")] = None,
@@ -94,11 +94,10 @@ def build_command(
 ) -> None:
     """Build distributions and export them as one immutable version.
 
-    Procedural distributions need nothing; source-based ones read raw upstream files from --mirror (or
-    GENIES_MIRROR) or the source cache filled by `genies sources pull` (--fetch downloads what is missing);
-    LLM ones need OPENAI_BASE_URL. Anything that cannot be
-    built is skipped and the table says exactly what it needs. Rebuilding an existing version with the
-    same fingerprint does nothing.
+    Procedural distributions need nothing. Source-based ones read raw files from --mirror, GENIES_MIRROR
+    or the source cache (`genies sources pull`; --fetch downloads what is missing). LLM-based ones need
+    OPENAI_BASE_URL. What cannot be built is skipped, and the table says exactly what it needs.
+    Rebuilding an existing version with the same fingerprint does nothing.
 
     Example: [bold]genies build --benchmark genies --mirror ../shared/sources --version 1.0.0[/]
     """
