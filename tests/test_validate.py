@@ -98,7 +98,8 @@ def defective(tmp_path_factory):
     distributions["bad_scores"] = {"train": tampered(scores_bad["train"], "scores", 0, [1.0, 1.0]),
                                    "test": scores_bad["test"]}
     path = write_version(tmp_path_factory.mktemp("defective"), "1.0.0", distributions,
-                         shifts=[shift("source", "target", "reference")], notes={"persona": RELEASE_NOTES})
+                         shifts=[shift("source", "target", "reference"), shift("source", "absent")],
+                         notes={"persona": RELEASE_NOTES})
     return path, validate_version(path)
 
 
@@ -118,6 +119,7 @@ EXPECTED = {
     "parse_debris": {"debris"},
     "label_contradictions": {"caps_contradiction"},
     "metadata_sources": {"persona"},
+    "shift_coverage": {"source->absent"},
 }
 
 

@@ -53,12 +53,11 @@ def validate_command(
         f"Validation of {report.loaded.version.path} ({report.loaded.frame.height} examples, {report.seconds:.1f} s)",
         ["check", "severity", "status", "failing distributions / shifts", "count"], summary_rows(report),
     ))
-    for note in report.notes:
-        console.print(f"[dim]{note}[/]")
     for written in (json_file, report_file):
         if written is not None:
             console.print(f"wrote {written}")
-    console.print(f"{len(report.errors)} error check(s), {len(report.warnings)} warning check(s) failed")
+    console.print(f"{len(report.errors)} error check(s) failed, {len(report.warnings)} warning(s), "
+                  f"{len(report.infos)} note(s)")
     if strict and report.errors:
         err_console.print("[bold red]error:[/] error-level checks failed: "
                           + ", ".join(r.check.name for r in report.errors))

@@ -105,3 +105,17 @@ def shift_overlap(loaded: LoadedVersion) -> list[Finding]:
         if finding is not None:
             findings.append(finding)
     return findings
+
+
+@check("shift_coverage", "info", "every shift's source, target and target_reference are in the version "
+       "(a shift that is not covered cannot be checked for overlap)")
+def shift_coverage(loaded: LoadedVersion) -> list[Finding]:
+    present = set(loaded.distributions)
+    findings = []
+    for shift in loaded.shifts():
+        needed = {shift["source"], shift["target"], shift.get("target_reference") or shift["target"]}
+        if needed - present:
+            missing = sorted(needed - present)
+            findings.append(Finding(f"{shift['source']}->{shift['target']}", len(missing), len(needed), [],
+                                    f"not in this version: {', '.join(missing)}"))
+    return findings

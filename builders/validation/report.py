@@ -22,6 +22,7 @@ from builders.validation.overlap import overlap_matrix
 from builders.validation.run import ValidationReport
 
 REPORT_TEMPLATES = {".md": "reports/validation.md.j2", ".html": "reports/validation.html.j2"}
+FAILED_STATUS = {"error": "FAIL", "warning": "WARN", "info": "NOTE"}
 MAX_SCOPES_SHOWN = 4
 
 
@@ -33,7 +34,7 @@ def failing_scopes(scopes: list[str]) -> str:
 def summary_rows(report: ValidationReport) -> list[tuple[str, str, str, str, int]]:
     """(check, severity, status, failing distributions or shifts, count) per check, for the terminal table."""
     return [
-        (r.check.name, r.check.severity, "FAIL" if r.failed else "pass",
+        (r.check.name, r.check.severity, FAILED_STATUS[r.check.severity] if r.failed else "pass",
          failing_scopes([f.scope for f in r.findings]), r.count)
         for r in report.results
     ]

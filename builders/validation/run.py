@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,6 @@ class ValidationReport:
     loaded: LoadedVersion
     results: list[CheckResult]
     seconds: float
-    notes: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> list[CheckResult]:
@@ -54,6 +53,10 @@ class ValidationReport:
     @property
     def warnings(self) -> list[CheckResult]:
         return [r for r in self.results if r.failed and r.check.severity == "warning"]
+
+    @property
+    def infos(self) -> list[CheckResult]:
+        return [r for r in self.results if r.failed and r.check.severity == "info"]
 
     def result(self, name: str) -> CheckResult:
         return next(r for r in self.results if r.check.name == name)
@@ -66,9 +69,8 @@ class ValidationReport:
             "examples": self.loaded.frame.height,
             "distributions": len(self.loaded.distributions),
             "seconds": round(self.seconds, 3),
-            "summary": {"errors": len(self.errors), "warnings": len(self.warnings),
+            "summary": {"errors": len(self.errors), "warnings": len(self.warnings), "infos": len(self.infos),
                         "passed": sum(not r.failed for r in self.results)},
-            "notes": self.notes,
             "checks": [r.to_dict() for r in self.results],
         }
 
@@ -79,16 +81,6 @@ def select_checks(names: Iterable[str] | None) -> list[Check]:
     chosen = [CHECKS[check_name(n.strip(), CHECKS, "check")] for n in names or () if n.strip()]
     order = list(CHECKS)
     return sorted(chosen or CHECKS.values(), key=lambda c: (SEVERITIES.index(c.severity), order.index(c.name)))
-
-
-def _skipped_shift_notes(loaded: LoadedVersion) -> list[str]:
-    present = set(loaded.distributions)
-    notes = []
-    for shift in loaded.shifts():
-        missing = sorted({shift["source"], shift["target"], shift.get("target_reference") or shift["target"]} - present)
-        if missing:
-            notes.append(f"shift {shift['source']}->{shift['target']} not checked: {', '.join(missing)} not in this version")
-    return notes
 
 
 def validate_version(
@@ -107,4 +99,4 @@ def validate_version(
         t0 = time.perf_counter()
         findings = chosen.fn(loaded)
         results.append(CheckResult(chosen, findings, time.perf_counter() - t0))
-    return ValidationReport(loaded, results, time.perf_counter() - started, _skipped_shift_notes(loaded))
+    return ValidationReport(loaded, results, time.perf_counter() - started)
