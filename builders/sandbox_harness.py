@@ -37,6 +37,7 @@ FLOAT_TOLERANCE = 1e-6
 
 def main() -> None:
     """Serve jobs, one JSON line in and one JSON line out, until stdin closes (the parent went away)."""
+    builtins.exit = builtins.quit = sys.exit  # normally added by `site`, which `-S` skips; solutions use them
     with tempfile.TemporaryDirectory(prefix="genies-sandbox-") as workdir:
         for line in sys.stdin:
             job = json.loads(line)

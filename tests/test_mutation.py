@@ -122,6 +122,7 @@ def test_unparsable_solution_gives_no_variants(sandbox):
         ("a, b = map(int, input().split())\nprint(a + b)\n", "correct"),
         ("import sys\nprint(sum(map(int, sys.stdin.read().split())))\nsys.exit(3)\n", "correct"),
         ("print(sum(map(int, open(0).read().split())))\n", "correct"),
+        ("import numpy as np\nprint(int(np.array(input().split(), dtype=int).sum()))\nexit()\n", "correct"),
         ("a, b = map(int, input().split())\nprint(a - b)\n", "incorrect"),
         ("raise RuntimeError('boom')\n", "incorrect"),
         ("x = [0] * (10 ** 10)\n", "incorrect"),
