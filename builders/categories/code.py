@@ -101,13 +101,12 @@ def problems(ctx: BuildContext, difficulties: tuple[str, ...], spec: VariantSpec
     """
     PROBLEM.checked()
     table = ctx.source(SOURCE)
-    candidates = [row for row in rows(table, APPS_COLUMNS) if row["difficulty"] in difficulties]
-    candidates.sort(key=lambda row: unit_hash("apps-order", ctx.seed, row["split"], row["row_key"]))
+    order = seeded_order(ctx, rows(table, ("split", "row_key", "difficulty")), difficulties)
     sandbox = shared_sandbox(Path(ctx.cache_dir) if ctx.cache_dir else None)
     wanted, produced = math.ceil(ctx.wanted * OVERSHOOT), 0
     with ThreadPoolExecutor(sandbox.workers) as pool:
-        for start in range(0, len(candidates), CHUNK):
-            chunk = candidates[start:start + CHUNK]
+        for start in range(0, len(order), CHUNK):
+            chunk = table.take(order[start:start + CHUNK]).select(list(APPS_COLUMNS)).to_pylist()
             for row, (problem, reason) in zip(chunk, pool.map(lambda r: prepare(ctx, r, spec, sandbox), chunk)):
                 reason = reason or usable(problem)
                 if reason:
@@ -117,6 +116,16 @@ def problems(ctx: BuildContext, difficulties: tuple[str, ...], spec: VariantSpec
                 produced += 1
                 if produced >= wanted:
                     return
+
+
+def seeded_order(ctx: BuildContext, keys: list[dict[str, Any]], difficulties: tuple[str, ...]) -> list[int]:
+    """Row indices of the wanted difficulties in a seeded order that does not depend on the distribution.
+
+    Only these small columns become Python objects; full rows (APPS tests can be megabytes) are taken
+    chunk by chunk, and only as many as the build needs.
+    """
+    wanted = [i for i, key in enumerate(keys) if key["difficulty"] in difficulties]
+    return sorted(wanted, key=lambda i: unit_hash("apps-order", ctx.seed, keys[i]["split"], keys[i]["row_key"]))
 
 
 def prepare(ctx: BuildContext, row: dict[str, Any], spec: VariantSpec,
