@@ -35,7 +35,7 @@ def validate_command(
     json_file: Annotated[Path | None, typer.Option("--json", help="Write per-check, per-distribution results as JSON.")] = None,
     report_file: Annotated[Path | None, typer.Option("--report", help="Write a FILE.md or FILE.html report with plots.")] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any error-level check fails.")] = False,
-    checks: Annotated[str | None, typer.Option(help="Comma-separated check names to run (default: all).")] = None,
+    checks: Annotated[str | None, typer.Option(help=f"Comma-separated checks to run (default: all): {', '.join(CHECKS)}.")] = None,
 ) -> None:
     """Check a version for leakage, position and length cues, constant prompts or answers, debris and more.
 

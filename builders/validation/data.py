@@ -20,7 +20,6 @@ from builders.export import Version
 from builders.schema import RECORD_SCHEMA
 
 DEFAULT_SPLITS = ("train", "test")
-TEXT_COLUMNS = ("prompt", "instruction", "input", "group")
 
 
 @dataclass
