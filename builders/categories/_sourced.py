@@ -41,7 +41,8 @@ class PromptFormat:
         return environment().get_template(self.name)
 
     def render(self, **values: Any) -> str:
-        """Render with the compiled template kept, which matters when a builder renders 15,000 rows."""
+        """Render with the compiled template kept (a builder renders up to 15,000 rows); a missing variable
+        goes through `templating.render` so it raises the usual GeniesError."""
         try:
             return self._template.render(**values)
         except jinja2.UndefinedError:

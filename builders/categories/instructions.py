@@ -68,12 +68,12 @@ def _mmlu_questions(ctx: BuildContext, subject: str | None = None) -> list[dict[
     """MMLU rows (optionally one subject), each question once, whose options can each stand alone as a
     response."""
     table = ctx.source("mmlu").select(list(MMLU_COLUMNS))
-    first = pa.array(first_occurrences(table["question"].to_pylist()))
-    for row in table.filter(pc.invert(first)).to_pylist():
-        ctx.reject("repeats the question of an earlier row", row)
-    table = table.filter(first)
+    table = table.append_column("first", pa.array(first_occurrences(table["question"].to_pylist())))
     if subject is not None:
         table = table.filter(pc.equal(table["subject"], subject))
+    for row in table.filter(pc.invert(table["first"])).drop_columns(["first"]).to_pylist():
+        ctx.reject("repeats the question of an earlier row", row)
+    table = table.filter(table["first"]).drop_columns(["first"])
     refers = _option_refers_to_others(table["choices"])
     for row in table.filter(refers).to_pylist():
         ctx.reject("an option refers to the other options", row)
