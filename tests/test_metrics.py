@@ -159,11 +159,12 @@ def score_files(tmp_path):
     return tmp_path / "english.csv", tmp_path / "german.parquet", in_dist, shifted
 
 
-def test_metrics_cli_on_csv_and_parquet(score_files, tmp_path) -> None:
+def test_metrics_cli_on_csv_and_parquet(score_files, tmp_path, monkeypatch) -> None:
     id_path, shifted_path, in_dist, shifted = score_files
+    monkeypatch.chdir(tmp_path)
+    id_path, shifted_path = id_path.relative_to(tmp_path), shifted_path.relative_to(tmp_path)
     start = time.perf_counter()
-    result = CliRunner().invoke(app, ["metrics", "--id", str(id_path), str(shifted_path),
-                                      "--json", str(tmp_path / "m.json"), "--out", str(tmp_path / "plots")])
+    result = CliRunner().invoke(app, ["metrics", "--id", str(id_path), str(shifted_path), "--json", "m.json", "--out", "plots"])
     elapsed = time.perf_counter() - start
     assert result.exit_code == 0, result.output
     assert elapsed < 15, f"120k-row files took {elapsed:.1f}s"

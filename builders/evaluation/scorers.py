@@ -133,8 +133,8 @@ class TfidfFeaturizer:
     """TF-IDF of prompt + response (word uni- and bigrams), vocabulary and IDF from the training pairs.
 
     Term counts of a concatenation are the sum of the parts' counts, so each distinct prompt and
-    response is tokenized once, however many pairs repeat it (a 4-response example repeats its prompt
-    six times).
+    response is tokenized once for this vocabulary and remembered, however many pairs and calls
+    repeat it (a 4-response example repeats its prompt six times in its pairs).
     """
 
     def __init__(self) -> None:
@@ -142,10 +142,19 @@ class TfidfFeaturizer:
 
         self.counter = CountVectorizer(ngram_range=(1, 2), min_df=2, max_features=200_000, dtype=np.float32)
         self.tfidf = TfidfTransformer(sublinear_tf=True)
+        self._rows: dict[str, int] = {}
+        self._counted: list[sparse.csr_matrix] = []
+
+    def _remember(self, texts: list[str], counts: sparse.csr_matrix) -> None:
+        offset = len(self._rows)
+        self._rows.update((text, offset + i) for i, text in enumerate(texts))
+        self._counted = [sparse.vstack([*self._counted, counts]).tocsr()]
 
     def _counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        unique = {text: i for i, text in enumerate(dict.fromkeys(texts))}
-        return self.counter.transform(list(unique))[[unique[t] for t in texts]]
+        new = [t for t in dict.fromkeys(texts) if t not in self._rows]
+        if new:
+            self._remember(new, self.counter.transform(new))
+        return self._counted[0][[self._rows[t] for t in texts]]
 
     def _joined_counts(self, prompts: Sequence[str], responses: Sequence[str]) -> sparse.csr_matrix:
         counts = self._counts(list(prompts) + list(responses))
@@ -154,17 +163,17 @@ class TfidfFeaturizer:
     def fit(self, prompts: Sequence[str], responses: Sequence[str]) -> None:
         texts = list(dict.fromkeys([*prompts, *responses]))
         try:
-            self.counter.fit(texts)
+            counts = self.counter.fit_transform(texts)
         except ValueError:
-            self.counter.set_params(min_df=1).fit(texts)
+            counts = self.counter.set_params(min_df=1).fit_transform(texts)
+        self._remember(texts, counts)
         self.tfidf.fit(self._joined_counts(prompts, responses))
 
     def transform(self, prompts: Sequence[str], responses: Sequence[str]) -> sparse.csr_matrix:
         return self.tfidf.transform(self._joined_counts(prompts, responses))
 
     def similarity(self, prompts: Sequence[str], responses: Sequence[str]) -> NDArray[np.float64]:
-        counts = self._counts(list(prompts) + list(responses))
-        vectors = self.tfidf.transform(counts)
+        vectors = self.tfidf.transform(self._counts(list(prompts) + list(responses)))
         return _row_dot(vectors[: len(prompts)], vectors[len(prompts):])
 
 
