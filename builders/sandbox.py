@@ -48,7 +48,7 @@ class TestSuite:
     fn_name: str | None = None
 
     @classmethod
-    def from_apps(cls, input_output: str, max_tests: int | None = None) -> "TestSuite":
+    def from_apps(cls, input_output: str, max_tests: int | None = None) -> TestSuite:
         """Parse APPS's `input_output` JSON; raise ValueError when it holds no usable test."""
         try:
             data = json.loads(input_output) if input_output else {}
@@ -194,8 +194,11 @@ class _Harness:
                 [sys.executable, "-I", "-S", str(HARNESS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, text=True, env=HARNESS_ENV,
             )
-        self.process.stdin.write(json.dumps(job) + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(job) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self._fail()
         ready, _, _ = select.select([self.process.stdout], [], [], budget)
         if not ready:
             self.process.kill()
@@ -203,12 +206,15 @@ class _Harness:
             return None
         line = self.process.stdout.readline()
         if not line:
-            self.process.wait()
-            raise GeniesError(
-                f"the code sandbox failed (exit {self.process.returncode}): {self.process.stderr.read()[-500:]}",
-                "the sandbox needs Linux (fork, pidfd_open, setrlimit); run the build there",
-            )
+            self._fail()
         return json.loads(line)
+
+    def _fail(self) -> None:
+        self.process.wait()
+        raise GeniesError(
+            f"the code sandbox failed (exit {self.process.returncode}): {self.process.stderr.read()[-500:]}",
+            "the sandbox needs Linux (fork, pidfd_open, setrlimit); run the build there",
+        )
 
 
 class _VerdictStore:

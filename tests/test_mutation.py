@@ -149,7 +149,8 @@ def test_call_based_suites_accept_wrapped_outputs_and_solution_classes(sandbox):
 def test_programs_run_in_a_private_directory(sandbox, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     suite = TestSuite("stdio", ("",), ("ok",))
-    program = "import os\nopen('leak.txt', 'w').write('x')\nprint('ok' if os.getcwd() != %r else 'no')\n" % str(tmp_path)
+    here = str(tmp_path)
+    program = f"import os\nopen('leak.txt', 'w').write('x')\nprint('ok' if os.getcwd() != {here!r} else 'no')\n"
     assert sandbox.run([program], suite)[0].status == "correct"
     assert not (tmp_path / "leak.txt").exists()
 
