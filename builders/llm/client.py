@@ -153,7 +153,7 @@ class OpenAIChatClient:
 
 
 class AiohttpChatClient:
-    """The same wire protocol straight over aiohttp: about a tenth of the SDK's CPU per request.
+    """The same wire protocol straight over aiohttp: about a quarter of the SDK's CPU per request.
 
     For local servers answering in milliseconds (vLLM, llama.cpp), where the SDK's per-request
     overhead, not the model, bounds throughput.
