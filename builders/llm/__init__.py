@@ -6,11 +6,10 @@ Builders receive it as `ctx.llm` (None when no LLM is configured) and call `awai
 
 from builders.llm.cache import RequestCache, request_key
 from builders.llm.config import LLMConfig, resolve_config
-from builders.llm.engine import NO_LLM_HINT, ChatRequest, ChatResult, Engine, engine_from_env
+from builders.llm.engine import ChatRequest, ChatResult, Engine, engine_from_env
 from builders.llm.structured import JsonObject, JsonSchema, Parser, Text
 
 __all__ = [
-    "NO_LLM_HINT",
     "ChatRequest",
     "ChatResult",
     "Engine",

@@ -371,6 +371,3 @@ def engine_from_env(
         return None
     flags = {**flags, "offline": offline or None, "dry_run": dry_run or None}
     return Engine(resolve_config(flags, config_file=config_file))
-
-
-NO_LLM_HINT = "set OPENAI_BASE_URL (any OpenAI-compatible server) and OPENAI_API_KEY, or use --dry-run to estimate"
