@@ -1,13 +1,16 @@
 """How fast the code sandbox, program mutation and the APPS builders are.
 
-Prints: sandbox test runs per second (no cache), the cost of making buggy variants for one problem, and the
-cold / cached build time of the six APPS distributions on the fixture problems. Not run by pytest.
+Prints: sandbox test runs per second (no cache), the cost of making buggy variants for one problem, the
+cold / cached build time of the six APPS distributions on the fixture problems, and problems per second
+of the `code` builder on synthetic APPS problems (to extrapolate a full build). Not run by pytest.
 
     python benchmarks/code_sandbox.py
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import resource
 import tempfile
@@ -84,13 +87,41 @@ def builder_times() -> None:
           f"rebuild from the on-disk verdict cache {warm:.2f} s")
 
 
+def synthetic_apps_mirror(root: Path, problems: int) -> None:
+    """An APPS-schema mirror of `problems` interview problems, each with its own random tests (no cache hits)."""
+    (root / "apps").mkdir(parents=True)
+    rng = random.Random(2)
+    lines = []
+    for problem_id in range(problems):
+        suite = random_tests(10, rng)
+        lines.append(json.dumps({
+            "problem_id": problem_id, "question": f"Problem {problem_id}: the largest sum of k consecutive numbers.",
+            "solutions": json.dumps([SOLUTION]), "difficulty": "interview", "url": "", "starter_code": "",
+            "input_output": json.dumps({"inputs": list(suite.inputs), "outputs": list(suite.outputs)}),
+        }))
+    half = problems // 2
+    (root / "apps" / "train.jsonl").write_text("\n".join(lines[:half]) + "\n")
+    (root / "apps" / "test.jsonl").write_text("\n".join(lines[half:]) + "\n")
+
+
+def builder_throughput(problems: int = 60) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic_apps_mirror(Path(tmp) / "mirror", problems)
+        ctx = BuildContext("code", mirror=Path(tmp) / "mirror", cache_dir=Path(tmp) / "cache",
+                           train_size=problems, test_size=0)
+        seconds, records = timed(lambda: list(builder("code").fn(ctx)))
+    print(f"`code` builder on {problems} synthetic APPS problems (10 tests each): {len(records)} records in "
+          f"{seconds:.1f} s = {problems / seconds:.1f} problems/s")
+
+
 def main() -> None:
     suite = random_tests(20, random.Random(1))
     sandbox_throughput(suite)
     mutation_cost(suite)
     builder_times()
+    builder_throughput()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of this process: {peak:.0f} MiB")
+    print(f"peak RSS of this process: {peak:.0f} MiB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
