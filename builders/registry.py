@@ -28,11 +28,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builders.errors import GeniesError
 from builders.schema import Record
 from builders.splits import seeded_rng
+
+if TYPE_CHECKING:
+    from builders.llm import Engine
 
 BuilderFn = Callable[["BuildContext"], Iterable[Record]]
 
@@ -157,7 +160,7 @@ class BuildContext:
     offline: bool = False
     train_size: int = 600
     test_size: int = 250
-    llm: Any = None
+    llm: Engine | None = None  # set by the pipeline when an LLM is configured; see docs/llm-engine.md
     sources_used: dict[str, SourceUse] = field(default_factory=dict)
     rejects: list[Reject] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
