@@ -134,18 +134,21 @@ def _broken(configuration: str, expected: dict[str, object], candidate: Panel) -
     broken = []
     for index, (name, slots) in enumerate(CONFIGURATIONS[configuration]):
         component = candidate[index]
-        if slots > 1:
-            layout_ok = expected[f"{name}.number"] == _attribute_value(component, "number") and expected[
-                f"{name}.position"
-            ] in (None, _positions(component))
-            if not layout_ok:
-                broken.append(f"{name}.layout")
+        if slots > 1 and not _layout_matches(expected, name, component):
+            broken.append(f"{name}.layout")
         broken += [
             f"{name}.{attribute}"
             for attribute in ENTITY_ATTRIBUTES
             if expected[f"{name}.{attribute}"] != _attribute_value(component, attribute)
         ]
     return broken
+
+
+def _layout_matches(expected: dict[str, object], name: str, component: Component) -> bool:
+    """Layout = number of shapes, plus their positions where the visible rows pin them down."""
+    positions = expected[f"{name}.position"]
+    count_ok = expected[f"{name}.number"] == _attribute_value(component, "number")
+    return count_ok and positions in (None, _positions(component))
 
 
 def _draw(rng: random.Random, rules: tuple[str, ...], low: int, high: int) -> tuple[str, list[list[int]]]:
