@@ -284,7 +284,8 @@ class Engine:
 
     async def chat_many(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[ChatResult]:
         """All requests concurrently (the limiter bounds them), results in request order."""
-        task_id = progress.add_task("LLM requests", total=len(requests)) if progress else None
+        steps = ", ".join(sorted({r.step for r in requests}))
+        task_id = progress.add_task(f"LLM {steps[:60]}", total=len(requests)) if progress else None
 
         async def one(request: ChatRequest) -> ChatResult:
             result = await self.chat(request.messages, step=request.step, template=request.template,
