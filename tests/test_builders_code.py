@@ -73,6 +73,13 @@ def test_unusable_problems_are_rejected_with_their_reason(cache_dir):
     assert "passes the tests" in reasons["train/2004"]
 
 
+def test_a_problem_apps_repeats_under_another_id_is_used_once(cache_dir):
+    records, ctx = build("code_easy", cache_dir)
+    considered = {r.group for r in records} | {f"apps:{reject.raw['problem']}" for reject in ctx.rejects}
+    assert UPSTREAM["apps:train/2001"]["question"] == UPSTREAM["apps:test/4001"]["question"]
+    assert len(considered & {"apps:train/2001", "apps:test/4001"}) == 1
+
+
 @pytest.mark.parametrize(("name", "difficulty"), [("code", "interview"), ("code_easy", "introductory"),
                                                   ("code_hard", "competition")])
 def test_verified_solution_beats_three_subtle_mutants(name, difficulty, cache_dir):

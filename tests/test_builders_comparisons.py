@@ -58,6 +58,15 @@ def test_short_and_long_share_no_instruction_nor_do_low_and_high(tmp_path):
     assert not groups["alpaca_low_quality"] & groups["alpaca_high_quality"]
 
 
+def test_a_repeated_instruction_is_used_once(tmp_path):
+    ctx = BuildContext("alpaca_high_quality", mirror=FIXTURE, cache_dir=tmp_path / "cache")
+    records = list(builder("alpaca_high_quality").fn(ctx))
+    repeated = str(len(GPT4_ROWS) - 1)
+    assert [r.raw for r in ctx.rejects] == [{"row_key": repeated}]
+    assert "row 1" in ctx.rejects[0].reason
+    assert all(row_index(r) != repeated for r in records)
+
+
 def test_high_quality_prefers_excellent_over_mediocre(tmp_path):
     records = build("alpaca_high_quality", tmp_path)
     assert len(records) >= 5

@@ -101,7 +101,7 @@ def problems(ctx: BuildContext, difficulties: tuple[str, ...], spec: VariantSpec
     """
     PROBLEM.checked()
     table = ctx.source(SOURCE)
-    order = seeded_order(ctx, rows(table, ("split", "row_key", "difficulty")), difficulties)
+    order = seeded_order(ctx, rows(table, ("split", "row_key", "difficulty", "question")), difficulties)
     sandbox = shared_sandbox(Path(ctx.cache_dir) if ctx.cache_dir else None)
     wanted, produced = math.ceil(ctx.wanted * OVERSHOOT), 0
     with ThreadPoolExecutor(sandbox.workers) as pool:
@@ -122,9 +122,13 @@ def seeded_order(ctx: BuildContext, keys: list[dict[str, Any]], difficulties: tu
     """Row indices of the wanted difficulties in a seeded order that does not depend on the distribution.
 
     Only these small columns become Python objects; full rows (APPS tests can be megabytes) are taken
-    chunk by chunk, and only as many as the build needs.
+    chunk by chunk, and only as many as the build needs. A question that APPS repeats under another id
+    (some problems sit in both of its splits) is used once, so it cannot straddle our train/test split.
     """
-    wanted = [i for i, key in enumerate(keys) if key["difficulty"] in difficulties]
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(" ".join(key["question"].split()), i)
+    wanted = [i for i in first.values() if keys[i]["difficulty"] in difficulties]
     return sorted(wanted, key=lambda i: unit_hash("apps-order", ctx.seed, keys[i]["split"], keys[i]["row_key"]))
 
 

@@ -90,8 +90,19 @@ def serves_first(ctx: BuildContext, row_key: str, pair: str) -> bool:
 
 
 def comparison_rows(ctx: BuildContext) -> list[dict[str, Any]]:
+    """The upstream rows, keeping the first of rows with the same instruction text.
+
+    A repeated instruction under two row keys would be two groups, free to land on both sides of the split.
+    """
     ALPACA.checked()
-    return rows(ctx.source(GPT4), COMPARISON_COLUMNS)
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows(ctx.source(GPT4), COMPARISON_COLUMNS):
+        text = " ".join(row["user_input"].split())
+        if text in first:
+            ctx.reject(f"repeats the instruction of row {first[text]['row_key']}", {"row_key": row["row_key"]})
+        else:
+            first[text] = row
+    return list(first.values())
 
 
 def alpaca_record(ctx: BuildContext, row: dict[str, Any], preferred: Answer, other: Answer,
