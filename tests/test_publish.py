@@ -241,6 +241,14 @@ def test_publish_merges_the_existing_card_and_deletes_stale_files_of_republished
     assert metadata["license"] == "cc-by-nc-4.0"
 
 
+def test_an_existing_card_with_broken_yaml_is_not_overwritten(hub: HubStandIn, version_dir: Path) -> None:
+    huggingface_hub.HfApi(endpoint=hub.endpoint, token=hub.token).create_repo(REPO_ID, repo_type="dataset")
+    hub.push(REPO_ID, {"README.md": b"---\nlicense: [mit\n---\n# hand-written\n"})
+    with pytest.raises(GeniesError, match="invalid YAML metadata"):
+        _publish(hub, version_dir)
+    assert hub.files(REPO_ID)["README.md"].endswith(b"# hand-written\n") and not hub.commits
+
+
 def test_a_concurrent_commit_is_replanned_on_the_new_head(hub: HubStandIn, version_dir: Path) -> None:
     huggingface_hub.HfApi(endpoint=hub.endpoint, token=hub.token).create_repo(REPO_ID, repo_type="dataset")
     moved: list[str] = []

@@ -193,7 +193,7 @@ def parse_card(text: str | None) -> DatasetCard | None:
         return None
     try:
         return DatasetCard(text)
-    except ValueError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise GeniesError(
             f"the existing README.md on the Hub has invalid YAML metadata: {exc}",
             "fix or remove the YAML block of the existing card, then publish again",
