@@ -228,6 +228,17 @@ def _check_templates(builder: Builder) -> None:
             template_variables(name)
 
 
+def _check_all_templates(names: Iterable[str]) -> None:
+    """Check every selected builder's templates before any builder runs (a typo fails in seconds)."""
+    registry = discover()
+    for name in names:
+        if name in registry:
+            try:
+                _check_templates(registry[name])
+            except GeniesError as exc:
+                raise GeniesError(f"distribution {name}: {exc.message}", exc.hint) from exc
+
+
 def _skip(name: str, kind: str, reason: str) -> DistributionResult:
     return DistributionResult(name, SKIPPED, reason=reason, skip_kind=kind)
 
@@ -399,6 +410,7 @@ def run_build(
 ) -> BuildReport:
     """Build the requested distributions and export them as one version (or do nothing if it exists)."""
     started = time.perf_counter()
+    _check_all_templates(request.names)
     inputs = fingerprint_inputs(request.names, request.options, getattr(request.llm, "model", None))
     fingerprint = build_fingerprint(inputs)
     version = request.version or default_version(fingerprint)

@@ -159,6 +159,16 @@ def test_different_content_under_an_existing_version_is_refused(tmp_path):
         run_build(BuildRequest(names=["crt_1"], options=BuildOptions(limit=4, seed=1), out=tmp_path, version="1.0.0"))
 
 
+def test_template_problems_stop_the_build_before_any_builder_runs(monkeypatch, tmp_path):
+    registry.discover()
+    ran = []
+    builder = Builder(FAKE, lambda ctx: ran.append(ctx) or [], False, ("prompts/no_such.j2",), __name__)
+    monkeypatch.setitem(registry._BUILDERS, FAKE, builder)
+    with pytest.raises(GeniesError, match="distribution crt_2: template 'prompts/no_such.j2' not found"):
+        run_build(BuildRequest(names=["crt_1", FAKE], options=BuildOptions(limit=2), out=tmp_path))
+    assert ran == [] and not tmp_path.joinpath("genies").exists()
+
+
 def test_rejects_are_written_into_the_version(fake_builder, tmp_path):
     fake_builder(lambda ctx: [_record(1, "q:1"), _record(2, "q:2", prompt="question 1"), _record(3, "q:3")])
     report = run_build(BuildRequest(names=[FAKE], options=BuildOptions(limit=2), out=tmp_path, version="r"))
