@@ -243,3 +243,17 @@ def test_schema_differences_are_named_and_conformed():
 def test_cli_refuses_a_report_name_it_cannot_write_before_any_work(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(tmp_path / "missing"), "--report", str(tmp_path / "r.txt")])
     assert isinstance(result.exception, GeniesError) and "FILE.md or FILE.html" in result.exception.hint
+
+
+def test_a_scope_reported_twice_is_merged_in_json(tmp_path):
+    """Position balance is judged per response count; a distribution failing for 2 and 3 responses is one
+    JSON entry."""
+    splits = clean_splits("mixed")
+    three = [_with(r, responses=[*r.responses, f"third {i}"]) for i, r in enumerate(splits["train"][:6])]
+    biased = [r.with_order([r.preferred, *(j for j in range(len(r.responses)) if j != r.preferred)])
+              for r in [*three, *splits["train"][6:], *splits["test"]]]
+    path = write_version(tmp_path, "1.0.0", {"mixed": {"train": biased[:12], "test": biased[12:]}})
+    result = validate_version(path, ["position_balance"]).result("position_balance")
+    assert len(result.findings) == 2
+    entry = result.to_dict()["findings"]["mixed"]
+    assert entry["count"] == 18 and "2 responses" in entry["detail"] and "3 responses" in entry["detail"]

@@ -32,6 +32,12 @@ class Finding:
         return {"count": self.count, "total": self.total, "examples": self.examples[:MAX_EXAMPLES],
                 "detail": self.detail}
 
+    def merged(self, other: Finding) -> Finding:
+        """One finding for a scope a check reported twice (e.g. two response counts in one distribution)."""
+        return Finding(self.scope, self.count + other.count, max(self.total, other.total),
+                       list(dict.fromkeys(self.examples + other.examples))[:MAX_EXAMPLES],
+                       "; ".join(d for d in (self.detail, other.detail) if d))
+
 
 CheckFn = Callable[[LoadedVersion], list[Finding]]
 

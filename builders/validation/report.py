@@ -35,7 +35,7 @@ def summary_rows(report: ValidationReport) -> list[tuple[str, str, str, str, int
     """(check, severity, status, failing distributions or shifts, count) per check, for the terminal table."""
     return [
         (r.check.name, r.check.severity, FAILED_STATUS[r.check.severity] if r.failed else "pass",
-         failing_scopes([f.scope for f in r.findings]), r.count)
+         failing_scopes(list(r.by_scope())), r.count)
         for r in report.results
     ]
 

@@ -28,6 +28,13 @@ class CheckResult:
     def count(self) -> int:
         return sum(f.count for f in self.findings)
 
+    def by_scope(self) -> dict[str, Finding]:
+        """Findings keyed by distribution or shift, merging a scope reported more than once."""
+        merged: dict[str, Finding] = {}
+        for finding in self.findings:
+            merged[finding.scope] = merged[finding.scope].merged(finding) if finding.scope in merged else finding
+        return merged
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.check.name,
@@ -36,7 +43,7 @@ class CheckResult:
             "status": "fail" if self.failed else "pass",
             "count": self.count,
             "seconds": round(self.seconds, 3),
-            "findings": {f.scope: f.to_dict() for f in self.findings},
+            "findings": {scope: f.to_dict() for scope, f in self.by_scope().items()},
         }
 
 
