@@ -217,6 +217,7 @@ def test_release_sample_defects(release_sample, tmp_path):
     release.import_release(release_sample, tmp_path, "sample")
     report = validate_version(tmp_path / "genies-release" / "sample")
     scopes = {r.check.name: {f.scope: f for f in r.findings} for r in report.results}
+    assert not scopes["schema"] and not scopes["exactly_one_preferred"] and not scopes["distinct_responses"]
     assert set(scopes["constant_prompts"]) == {"biology_with_literary_style", "commonsense_qa"}
     assert set(scopes["train_test_overlap"]) == {"biology_with_literary_style", "code_with_cooking_style",
                                                  "commonsense_qa", "illegal_dont_help"}

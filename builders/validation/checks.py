@@ -49,7 +49,8 @@ def _id_mismatches(frame: pl.DataFrame) -> list[Finding]:
         if not 0 <= preferred < len(responses or []) or content_id(name, prompt, responses, preferred) != rid:
             wrong.setdefault(dist, []).append(rid)
     totals = dict(frame.group_by("dist").len().iter_rows())
-    return [Finding(d, len(ids), totals[d], ids[:MAX_EXAMPLES], "id is not the content hash of the example")
+    return [Finding(d, len(ids), totals[d], ids[:MAX_EXAMPLES], "id is not the content hash of the example "
+                    "(builders.schema.content_id)")
             for d, ids in sorted(wrong.items())]
 
 
