@@ -94,6 +94,11 @@ def test_verified_solution_beats_three_subtle_mutants(name, difficulty, cache_di
         assert len({v.behaviour for v in verdicts[1:]}) == 3
         assert record.responses[0] in [s.strip("\n") + "\n" for s in json.loads(UPSTREAM[record.group]["solutions"])]
         assert all(len(m) == 1 for m in record.meta["mutations"])
+        solution = record.responses[0].splitlines()
+        for mutant in (r.splitlines() for r in record.responses[1:]):
+            assert len(mutant) == len(solution)
+            changed = [(a, b) for a, b in zip(solution, mutant) if a != b]
+            assert len(changed) == 1 and abs(len(changed[0][0]) - len(changed[0][1])) <= 4
 
 
 def test_low_quality_mutants_are_egregiously_broken(cache_dir):
