@@ -258,3 +258,12 @@ def test_a_scope_reported_twice_is_merged_in_json(tmp_path):
     assert len(result.findings) == 2
     entry = result.to_dict()["findings"]["mixed"]
     assert entry["count"] == 18 and "2 responses" in entry["detail"] and "3 responses" in entry["detail"]
+
+
+def test_null_cells_are_reported_not_crashed_on(tmp_path):
+    splits = clean_splits("alpha")
+    train = tampered(splits["train"], "responses", 0, ["only one real answer", None])
+    test = tampered(splits["test"], "prompt", 0, None)
+    report = validate_version(write_version(tmp_path, "1.0.0", {"alpha": {"train": train, "test": test}}))
+    failed = {r.check.name: [(f.count, f.detail) for f in r.findings] for r in report.results if r.failed}
+    assert failed == {"schema": [(1, "null in a required column")], "distinct_responses": [(1, "")]}

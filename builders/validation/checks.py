@@ -40,13 +40,19 @@ def _row_schema_problems(frame: pl.DataFrame) -> list[Finding]:
 
 
 def _id_mismatches(frame: pl.DataFrame) -> list[Finding]:
-    """Ids must be the content hash, or versions stop being comparable by id (`genies diff`)."""
-    rows = frame.filter(pl.col("id").is_not_null() & pl.col("preferred").is_not_null()).select(
+    """Ids must be the content hash, or versions stop being comparable by id (`genies diff`). Rows whose
+    preferred index is invalid are `exactly_one_preferred`'s to report."""
+    verifiable = (
+        pl.all_horizontal(pl.col(c).is_not_null() for c in ("id", "distribution", "prompt"))
+        & pl.col("preferred").is_between(0, pl.col("n_responses") - 1)
+        & ~pl.col("responses").list.eval(pl.element().is_null()).list.any()
+    )
+    rows = frame.filter(verifiable.fill_null(False)).select(
         "dist", "id", "distribution", "prompt", "responses", "preferred"
     )
     wrong: dict[str, list[str]] = {}
     for dist, rid, name, prompt, responses, preferred in rows.iter_rows():
-        if not 0 <= preferred < len(responses or []) or content_id(name, prompt, responses, preferred) != rid:
+        if content_id(name, prompt, responses, preferred) != rid:
             wrong.setdefault(dist, []).append(rid)
     totals = dict(frame.group_by("dist").len().iter_rows())
     return [Finding(d, len(ids), totals[d], ids[:MAX_EXAMPLES], "id is not the content hash of the example "
@@ -91,7 +97,7 @@ def distinct_responses(loaded: LoadedVersion) -> list[Finding]:
     responses = pl.col("responses")
     bad = (
         ~pl.col("n_responses").is_between(MIN_RESPONSES, MAX_RESPONSES)
-        | responses.list.eval(pl.element().str.strip_chars().str.len_chars() == 0).list.any()
+        | responses.list.eval(pl.element().str.strip_chars().str.len_chars().fill_null(0) == 0).list.any()
         | (responses.list.eval(pl.element().str.strip_chars()).list.n_unique() < pl.col("n_responses"))
     )
     return flagged_per_distribution(loaded.frame, bad)
