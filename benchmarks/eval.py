@@ -16,6 +16,7 @@ here); a second run on the same texts reads them from the cache.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -51,6 +52,10 @@ def run(version: Version, scorer_spec: str, cache: Path) -> None:
           f"mean source acc {statistics.mean(r['source_accuracy'] for r in done):.3f}, "
           f"mean target acc {statistics.mean(r['target_accuracy'] for r in done):.3f}, "
           f"mean energy AUROC {statistics.mean(r['energy_auroc'] for r in done):.3f}")
+    if (cache / "embeddings.sqlite").exists():
+        with sqlite3.connect(cache / "embeddings.sqlite") as db:
+            (texts,) = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+        print(f"{'':>7}  encoded {texts:,} distinct texts: {texts / wall:.1f} texts/s wall, {texts / cpu:.1f} per CPU-second")
 
 
 def main() -> None:

@@ -170,3 +170,18 @@ def test_minilm_probe_learns_and_caches_embeddings(tiny_version, tmp_path, monke
     vectors = encoder.encode(pairs.prompt[:5] + pairs.chosen[:5])
     assert vectors.shape == (10, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_genies_shifts_on_the_imported_release_sample(release_sample, tmp_path) -> None:
+    from builders.release import import_release
+
+    path = import_release(release_sample, tmp_path / "artifacts", "1.0.0").result.path
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["eval", str(path), "--shifts", "genies", "--scorer", "bow", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())
+    assert len(rows) == 15 and all(r["status"] == "ok" for r in rows), [r["skipped_reason"] for r in rows]
+    for row in rows:
+        for column in RATE_COLUMNS:
+            assert 0.0 <= row[column] <= 1.0, (row["shift"], column, row[column])
+        assert -1.0 <= row["differential_elicitation"] <= 1.0

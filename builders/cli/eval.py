@@ -56,7 +56,7 @@ def eval_command(
     path: Annotated[str, typer.Argument(help="An exported version: a directory, dataset/version, or a bare version.")],
     shifts: Annotated[str, typer.Option(help="genies (the 15-shift benchmark), all, or comma-separated source->target names.")] = "genies",
     scorer: Annotated[str, typer.Option(help="bow, minilm, or hf:<path-or-hub-id> of a sequence-classification reward model.")] = "bow",
-    out: Annotated[Path | None, typer.Option(help="Directory for results.parquet/.json, summary.md and plots [default: eval-results/<dataset>/<version>/<scorer>].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Directory for results.parquet/.json, summary.md and plots (default: eval-results/DATASET/VERSION/SCORER).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the hf: and minilm scorers.")] = 16,
 ) -> None:
     """Train a scorer on each shift's source, test on its target: accuracy, calibration, OOD detection, DE.

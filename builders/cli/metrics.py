@@ -28,11 +28,13 @@ def metrics_command(
 ) -> None:
     """Accuracy, ECE, mean confidence and energy-score OOD detection (AUROC, FPR@95) from reward-score files.
 
-    Each file holds one row per preference pair with the rewards of the chosen and the rejected response.
-    Definitions follow LeVine et al. (2023): confidence = sigmoid(|chosen - rejected|), 10 equal-width
-    ECE bins, energy = -logsumexp(chosen, rejected) with the shifted file as the positive (OOD) class.
+    Each file holds one row per preference pair: the rewards of the chosen and of the rejected response.
 
-    Example: [bold]genies metrics --id english.csv german_prompt.csv french_response.parquet --json m.json --out plots/[/]
+    Definitions as in LeVine et al. (2023): confidence = sigmoid(|chosen - rejected|), 10 equal-width bins.
+
+    Energy = -logsumexp(chosen, rejected); the shifted files are the positive (OOD) class against --id.
+
+    Example: [bold]genies metrics --id english.csv german_prompt.csv french.parquet --json m.json --out plots/[/]
     """
     files, rows = compare_files(id_file, list(shifted or []))
     console.print(summary_table(

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from builders.catalog import Shift
 from builders.errors import GeniesError, check_name
 from builders.evaluation import metrics
 from builders.evaluation.scorers import Pairs, Scorer, TrainedScorer, pair_rewards
@@ -45,29 +46,10 @@ RESULT_COLUMNS = (
 Rewards = tuple[NDArray[np.float64], NDArray[np.float64]]
 
 
-@dataclass(frozen=True)
-class ShiftSpec:
-    """One row of a version's shifts table."""
-
-    source: str
-    target: str
-    category: str
-    label: str
-    target_reference: str | None
-    benchmarks: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.source}->{self.target}"
-
-    @property
-    def reference(self) -> str:
-        return self.target_reference or self.target
-
-
-def version_shifts(version: Version) -> list[ShiftSpec]:
+def version_shifts(version: Version) -> list[Shift]:
+    """The version's own shifts table (not the installed catalog): what was exported is what is evaluated."""
     return [
-        ShiftSpec(
+        Shift(
             source=row["source"], target=row["target"], category=row.get("category") or "",
             label=row.get("label") or "", target_reference=row.get("target_reference") or None,
             benchmarks=tuple(row.get("benchmarks") or ()),
@@ -76,7 +58,7 @@ def version_shifts(version: Version) -> list[ShiftSpec]:
     ]
 
 
-def select_shifts(version: Version, spec: str) -> list[ShiftSpec]:
+def select_shifts(version: Version, spec: str) -> list[Shift]:
     """`genies` (the 15-shift benchmark), `all`, or comma-separated `source->target` names."""
     shifts = version_shifts(version)
     if spec == "all":
@@ -104,7 +86,7 @@ def _nullable(value: float) -> float | None:
 class ShiftResult:
     """A shift's result row plus the reliability bins its plots are drawn from."""
 
-    spec: ShiftSpec
+    spec: Shift
     row: dict[str, Any]
     source: metrics.ScoreSummary | None = None
     target: metrics.ScoreSummary | None = None
@@ -124,7 +106,7 @@ class Evaluator:
     _trained: dict[str, TrainedScorer] = field(default_factory=dict)
     _rewards: dict[tuple[str, str, bool], Rewards] = field(default_factory=dict)
 
-    def missing(self, spec: ShiftSpec) -> str | None:
+    def missing(self, spec: Shift) -> str | None:
         """Why this shift cannot be evaluated on this version, or None when it can."""
         present = set(self.version.distributions)
         absent = [d for d in dict.fromkeys([spec.source, spec.target, spec.reference]) if d not in present]
@@ -157,7 +139,7 @@ class Evaluator:
             self._rewards[key] = pair_rewards(reward, self.pairs(distribution, TEST))
         return self._rewards[key]
 
-    def evaluate(self, spec: ShiftSpec) -> ShiftResult:
+    def evaluate(self, spec: Shift) -> ShiftResult:
         reason = self.missing(spec)
         if reason:
             return ShiftResult(spec, _row(spec, self.scorer.name, skipped_reason=reason))
@@ -179,7 +161,7 @@ class Evaluator:
         return ShiftResult(spec, _row(spec, self.scorer.name, values=values), source, target)
 
 
-def _row(spec: ShiftSpec, scorer: str, *, values: dict[str, Any] | None = None, skipped_reason: str | None = None) -> dict[str, Any]:
+def _row(spec: Shift, scorer: str, *, values: dict[str, Any] | None = None, skipped_reason: str | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {column: None for column in RESULT_COLUMNS}
     row.update(
         shift=spec.name, category=spec.category, label=spec.label, source=spec.source, target=spec.target,
@@ -191,7 +173,7 @@ def _row(spec: ShiftSpec, scorer: str, *, values: dict[str, Any] | None = None, 
     return row
 
 
-def evaluate_shifts(version: Version, shifts: list[ShiftSpec], scorer: Scorer) -> Iterator[ShiftResult]:
+def evaluate_shifts(version: Version, shifts: list[Shift], scorer: Scorer) -> Iterator[ShiftResult]:
     """Results shift by shift, in the order given, so a caller can show progress as they arrive."""
     evaluator = Evaluator(version, scorer)
     for spec in shifts:

