@@ -5,7 +5,7 @@ import nothing but the standard library. It stays alive and serves jobs: one JSO
 list of results on stdout, so interpreter start-up is paid once per worker, not once per program. Each
 test runs in a forked child with CPU, address-space and file-size limits, stdin/stdout redirected to
 files in a private temporary directory, so a crash, an infinite loop or a memory bomb only ever costs that
-one test. Forking from a warm interpreter is far cheaper than starting Python per test.
+one test. Where the kernel allows, the harness first moves into an empty network namespace. Forking from a warm interpreter is far cheaper than starting Python per test.
 
 Job: {"programs": [source, ...], "mode": "stdio" | "call", "fn_name": str | null, "sys_path": [dir, ...],
       "inputs": [...], "outputs": [...], "cpu_seconds": float, "wall_seconds": float,
@@ -18,6 +18,7 @@ program that hangs once would most likely hang again, at full cost each time).
 from __future__ import annotations
 
 import builtins
+import ctypes
 import hashlib
 import io
 import json
@@ -32,6 +33,7 @@ import tempfile
 from typing import Any
 
 CALL_PRELUDE = "from typing import *\n"
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 TIMEOUT_SIGNALS = {signal.SIGXCPU, signal.SIGKILL}
 FLOAT_TOLERANCE = 1e-6
 
@@ -39,6 +41,7 @@ FLOAT_TOLERANCE = 1e-6
 def main() -> None:
     """Serve jobs, one JSON line in and one JSON line out, until stdin closes (the parent went away)."""
     builtins.exit = builtins.quit = sys.exit  # normally added by `site`, which `-S` skips; solutions use them
+    isolate_network()
     with tempfile.TemporaryDirectory(prefix="genies-sandbox-") as workdir:
         for line in sys.stdin:
             job = json.loads(line)
@@ -46,6 +49,24 @@ def main() -> None:
             results = [run_program(source, job, workdir) for source in job["programs"]]
             sys.stdout.write(json.dumps(results) + "\n")
             sys.stdout.flush()
+
+
+def isolate_network() -> bool:
+    """Move this process (and so every test it forks) into an empty network namespace; best effort.
+
+    As root a new network namespace suffices; otherwise a user namespace that maps our own uid/gid makes
+    it possible where the kernel allows unprivileged user namespaces. Returns whether it worked.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) == 0:
+        return True
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+        return False
+    for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{path}", "w") as f:
+            f.write(text)
+    return True
 
 
 def run_program(source: str, job: dict[str, Any], workdir: str) -> dict[str, list[str]]:
