@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
@@ -15,7 +16,7 @@ from builders.errors import GeniesError, UnknownNameError
 from builders.schema import RECORD_SCHEMA, records_to_table
 from builders.validation import CHECKS, validate_version
 from builders.validation.data import conform, schema_differences
-from builders.validation.rules import contradicts, format_command
+from builders.validation.rules import debris_kinds, contradicts, format_command
 from tests.validation_versions import (
     clean_record,
     clean_splits,
@@ -267,3 +268,13 @@ def test_null_cells_are_reported_not_crashed_on(tmp_path):
     report = validate_version(write_version(tmp_path, "1.0.0", {"alpha": {"train": train, "test": test}}))
     failed = {r.check.name: [(f.count, f.detail) for f in r.findings] for r in report.results if r.failed}
     assert failed == {"schema": [(1, "null in a required column")], "distinct_responses": [(1, "")]}
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("### Answer\nParis", "heading"), ("Response 2: fine", "label"), ("### Instruction\nfoo", "template echo"),
+    ("14 hours\n1", "dangling number"), ("1. the only item", "lone list number"),
+    ("# a Python comment\nx = 1", None), ("1. a\n2. b", None), ("2.5 hours", None),
+])
+def testdebris_kinds(text, kind):
+    flags = pl.DataFrame({"t": [text]}).select(**debris_kinds(pl.col("t"))).row(0, named=True)
+    assert [k for k, hit in flags.items() if hit] == ([kind] if kind else [])

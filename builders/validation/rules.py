@@ -15,7 +15,8 @@ from builders.validation.registry import MAX_EXAMPLES, Finding, check
 # Rust-regex patterns (polars), each naming one way generation or parsing leaves debris in a response.
 DEBRIS_PATTERNS = {
     "label": r"(?i)^\s*\**\s*(response|answer|option|completion|candidate|output)\s*(\d+|[a-d])\s*\**\s*[:.)\]]",
-    "template echo": r"(?i)(#{2,}\s*(instruction|response|input)\s*:|below is an instruction that describes a task)",
+    "heading": r"(?i)^\s*#{2,6}\s*(response|answer|output|solution|option|completion)\b",
+    "template echo": r"(?i)(#{2,}\s*(instruction|input)\b|below is an instruction that describes a task)",
     "dangling number": r"\n\s*\d{1,2}[.)]?\s*$",
     "lone list number": r"^\s*1[.)]\s",
 }
@@ -23,17 +24,17 @@ SECOND_LIST_ITEM = r"(^|\s)2[.)]\s"
 MAX_SOURCE_NAME_CHARS = 60
 
 
-def _debris_kinds(column: pl.Expr) -> dict[str, pl.Expr]:
+def debris_kinds(column: pl.Expr) -> dict[str, pl.Expr]:
     kinds = {kind: column.str.contains(pattern) for kind, pattern in DEBRIS_PATTERNS.items()}
     kinds["lone list number"] = kinds["lone list number"] & ~column.str.contains(SECOND_LIST_ITEM)
     return kinds
 
 
-@check("parse_debris", "warning", "responses free of leftovers of parsing: 'Response 2:' labels, "
-       "echoed prompt templates, a dangling next-item number, a lone '1.' list marker")
+@check("parse_debris", "warning", "responses free of leftovers of parsing: 'Response 2:' labels, '### Answer' "
+       "headings, echoed prompt templates, a dangling next-item number, a lone '1.' list marker")
 def parse_debris(loaded: LoadedVersion) -> list[Finding]:
     exploded = loaded.frame.select("dist", "id", text=pl.col("responses")).explode("text")
-    kinds = _debris_kinds(pl.col("text"))
+    kinds = debris_kinds(pl.col("text"))
     flagged = exploded.with_columns(**{k: v.fill_null(False) for k, v in kinds.items()}).group_by("dist", "id").agg(
         pl.col(list(kinds)).any()
     ).filter(pl.any_horizontal(list(kinds)))
