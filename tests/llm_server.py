@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,10 @@ class ServerConfig:
     for the 1st, 2nd, ... request matching it (the last one repeats; retries and re-asks of a request
     keep its first user message, so they advance the same list). A behaviour is an
     answer string or a dict: {"status": 429, "retry_after": 0.1}, {"status": 500}, {"malformed": True},
-    {"hang": True}, {"empty": True}, {"not_completion": True}."""
+    {"hang": True}, {"empty": True}, {"not_completion": True}.
+    `responder(body, request_id)`, when set, answers requests no script entry matched (return None to fall
+    through to the random faults and the default answer): a hook for tests that need answers shaped by
+    the request, e.g. by its JSON schema."""
 
     model: str = "test-model"
     latency_s: float = 0.0
@@ -49,6 +53,7 @@ class ServerConfig:
     hang_s: float = 3600.0
     seed: int = 0
     script: dict[str, list[Behaviour]] = field(default_factory=dict)
+    responder: Callable[[dict[str, Any], str], Behaviour | None] | None = None
 
 
 def default_answer(messages: list[dict[str, Any]]) -> str:
@@ -130,7 +135,9 @@ async def _answer(request: web.Request, state: _State) -> web.Response:
         return web.json_response({"error": {"message": "body must be JSON with messages"}}, status=400)
     request_id = request.headers.get("X-Genies-Request") or hashlib.sha256(raw).hexdigest()
     arrival = state.arrival(request_id)
-    behaviour = state.scripted_behaviour(messages) or state.random_behaviour(request_id, arrival)
+    behaviour = (state.scripted_behaviour(messages)
+                 or (config.responder(body, request_id) if config.responder else None)
+                 or state.random_behaviour(request_id, arrival))
     if config.latency_s:
         await asyncio.sleep(config.latency_s)
     if isinstance(behaviour, str) or behaviour is None:

@@ -1,0 +1,132 @@
+"""The generic LLM recipe: run a distribution's spec through `ctx.llm`, round by round, into records.
+
+Each spec under `templates/<distribution>/spec.toml` becomes one registered builder (needs_llm=True).
+A round asks the first step for enough new candidates to reach the target (the wanted rows plus a
+margin, times the spec's `overgenerate`), passes them through the per-round steps and keeps the
+survivors; rounds repeat, up to `max_rounds`, while rows are missing. Final steps (length balancing)
+then see the whole pool. Every request goes through the engine, keyed by its prompt, template hash and
+sample index, so a rerun replays from the cache (offline too) and produces the same records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+from builders.errors import GeniesError
+from builders.recipes.spec import Spec, load_spec
+from builders.recipes.steps import STEPS, Candidate, RecipeRun
+from builders.registry import BuildContext, BuilderFn, distribution
+from builders.schema import Provenance, Record
+from builders.templating import environment, render, template_id
+
+SPEC_FILE = "spec.toml"
+MARGIN = 1.15  # the split cannot use every row exactly (groups), so aim a little above the wanted size
+STEP_TEMPLATES = {"generate": ("recipes/generate.j2", "task"), "worse": ("recipes/worse.j2", "flaws"),
+                  "check": ("recipes/check.j2",), "translate": ("recipes/translate.j2",)}
+
+
+def spec_paths() -> list[Path]:
+    """Every `<distribution>/spec.toml` in the template directories (the package's, then plugins')."""
+    found: dict[str, Path] = {}
+    for directory in environment().loader.searchpath:
+        for path in sorted(Path(directory).glob(f"*/{SPEC_FILE}")):
+            found.setdefault(path.parent.name, path)
+    return [found[name] for name in sorted(found)]
+
+
+@cache
+def _spec_at(path: Path, mtime_ns: int) -> Spec:
+    return load_spec(path)
+
+
+def load_specs() -> dict[str, Spec]:
+    """All specs by distribution name, each checked (a broken spec fails here, naming file and field)."""
+    return {path.parent.name: _spec_at(path, path.stat().st_mtime_ns) for path in spec_paths()}
+
+
+def get_spec(name: str) -> Spec:
+    specs = load_specs()
+    if name not in specs:
+        raise GeniesError(f"no recipe spec for {name!r}", f"create templates/{name}/{SPEC_FILE} (docs/recipes.md)")
+    return specs[name]
+
+
+def spec_templates(spec: Spec) -> list[str]:
+    """The templates a spec's build reads: prompt formats, shared step prompts and its own parts."""
+    names = [spec.prompt, spec.prompt_with_input]
+    for step_name in spec.steps:
+        for part in STEP_TEMPLATES.get(step_name, ()):
+            names.append(part if part.endswith(".j2") else spec.template(part))
+    return list(dict.fromkeys(names))
+
+
+def run_recipe(ctx: BuildContext, spec: Spec) -> list[Candidate]:
+    """The candidates that survive every step of `spec`, in a deterministic order."""
+    if ctx.llm is None:
+        raise GeniesError(f"{spec.name} needs the LLM engine", "set OPENAI_BASE_URL (or use --dry-run to estimate)")
+    run = RecipeRun(ctx, spec)
+    steps = [STEPS[name] for name in spec.steps]
+    target = math.ceil(ctx.wanted * MARGIN)
+    for round_index in range(spec.max_rounds):
+        missing = target - len(run.accepted)
+        if missing <= 0:
+            break
+        run.round, run.need = round_index, math.ceil(missing * spec.overgenerate)
+        candidates: list[Candidate] = []
+        for current in steps:
+            if not current.final:
+                candidates = current.fn(run, candidates)
+        run.accepted.extend(candidates)
+        if run.planning:
+            break
+    for current in steps:
+        if current.final:
+            run.accepted = current.fn(run, run.accepted)
+    return run.accepted
+
+
+def recipe_records(ctx: BuildContext, spec: Spec) -> Iterable[Record]:
+    """The records of `spec`'s candidates: preferred response first (the pipeline balances positions)."""
+    template_ids = {name: template_id(name) for name in (spec.prompt, spec.prompt_with_input)}
+    for candidate in run_recipe(ctx, spec):
+        prompt_format = spec.prompt_with_input if candidate.input else spec.prompt
+        yield Record(
+            distribution=ctx.distribution,
+            prompt=render(prompt_format, instruction=candidate.instruction, input=candidate.input),
+            responses=candidate.responses,
+            preferred=0,
+            group=candidate.group,
+            provenance=Provenance(candidate.source, candidate.revision, candidate.row_key, ctx.llm.model,
+                                  tuple(candidate.requests)),
+            template=template_ids[prompt_format],
+            instruction=candidate.instruction,
+            input=candidate.input or None,
+            meta={**spec.meta, **candidate.meta, "recipe": spec.name},
+        )
+
+
+def _builder(name: str) -> BuilderFn:
+    def build(ctx: BuildContext) -> Iterable[Record]:
+        return recipe_records(ctx, get_spec(name))
+
+    build.__doc__ = f"The {name} recipe (templates/{name}/{SPEC_FILE})."
+    return build
+
+
+def register_recipes() -> list[str]:
+    """Register one needs_llm builder per spec with `register = true`; returns their names.
+
+    Runs when `builders.categories` is discovered; a plugin that adds a template directory with specs
+    calls it again after `add_template_dir` (re-registering a recipe is harmless). A spec named like a
+    distribution another module builds must say `register = false` and be run by that module's builder
+    through `recipe_records` (as alpaca_mmlu does for its Alpaca part).
+    """
+    registered = []
+    for spec in load_specs().values():
+        if spec.register:
+            distribution(spec.name, needs_llm=True, templates=spec_templates(spec))(_builder(spec.name))
+            registered.append(spec.name)
+    return registered
