@@ -226,5 +226,9 @@ def test_cli_builds_prints_the_table_and_noops(tmp_path):
     assert "crt_1" in first.output and "skipped: no builder yet" in first.output and "wrote" in first.output
     second = runner.invoke(app, args)
     assert second.exit_code == 0 and "nothing to do" in second.output
+    as_json = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    assert as_json["outcome"] == "noop" and as_json["version"] == "cli"
+    assert {d["name"]: (d["status"], d["train"]) for d in as_json["distributions"]} == {
+        "crt_1": ("built", 3), "cooking": ("skipped", 0)}
     strict = runner.invoke(app, [*args[:-1], "cli-strict", "--strict"])
     assert isinstance(strict.exception, BuildFailed) and "skipped: no builder yet" in strict.output

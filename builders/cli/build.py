@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from builders.catalog import load_catalog
-from builders.cli.common import console, err_console, summary_table
+from builders.cli.common import console, err_console, print_json, summary_table
 from builders.export import DEFAULT_ROOT
 from builders.pipeline import (
     FAILED,
@@ -40,6 +40,22 @@ def _results_table(report: BuildReport):
     built = len(report.with_status("built"))
     title = f"Build {report.dataset} {report.version}: {built} of {len(report.results)} distributions built"
     return summary_table(title, ["distribution", "train", "test", "sources", "status"], rows)
+
+
+def _report_json(report: BuildReport) -> dict:
+    """The build summary as plain data, for scripts (`--json`)."""
+    return {
+        "dataset": report.dataset,
+        "version": report.version,
+        "path": str(report.path),
+        "outcome": "noop" if report.noop else report.export.status,
+        "build_fingerprint": report.fingerprint,
+        "distributions": [
+            {"name": r.name, "status": r.status, "reason": r.reason, "train": r.rows("train"),
+             "test": r.rows("test"), "sources": r.sources}
+            for r in sorted(report.results, key=lambda r: r.name)
+        ],
+    }
 
 
 def _print_failures(results: list[DistributionResult]) -> None:
@@ -91,6 +107,7 @@ def build_command(
     test_size: Annotated[int, typer.Option(help="Test rows per distribution, or what the upstream allows.")] = 250,
     limit: Annotated[int | None, typer.Option(help="Cap every split at N rows (quick builds).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail if any selected distribution is skipped.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Build distributions and export them as one immutable version.
 
@@ -127,6 +144,9 @@ def build_command(
             console.print(_results_table(exc.report))
             _print_failures(exc.report.results)
             raise
+    if as_json:
+        print_json(_report_json(report))
+        return
     console.print(_results_table(report))
     _print_notes(report)
     _print_outcome(report, version_given=version is not None)
