@@ -16,7 +16,7 @@ from builders.errors import GeniesError, UnknownNameError
 from builders.schema import RECORD_SCHEMA, records_to_table
 from builders.validation import CHECKS, validate_version
 from builders.validation.data import conform, schema_differences
-from builders.validation.rules import debris_kinds, contradicts, format_command
+from builders.validation.rules import contradicts, debris_kinds, format_command
 from tests.validation_versions import (
     clean_record,
     clean_splits,
