@@ -5,6 +5,7 @@ The version is made the way a real one is: a release-shaped input of ~64,000 exa
 templates are realistic) imported with `genies import-release`, which writes it with `export_version`.
 
 Usage: python benchmarks/validate.py [--examples 64000] [--report]
+       python benchmarks/validate.py --version artifacts/genies-release/1.0.0   (time an existing version)
 """
 
 from __future__ import annotations
@@ -33,16 +34,21 @@ def _timed(label: str, fn):
     return value
 
 
+def _release_shaped_version(root: Path, examples: int) -> Path:
+    release = _timed("generate release-shaped input", lambda: generate(root / "release", examples))
+    _timed("import as a version", lambda: import_release(release, root / "out", "bench"))
+    return root / "out" / "genies-release" / "bench"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
     parser.add_argument("--report", action="store_true", help="also time writing the Markdown report with plots")
+    parser.add_argument("--version", type=Path, help="time this existing version instead of generating one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        release = _timed("generate release-shaped input", lambda: generate(root / "release", args.examples))
-        _timed("import as a version", lambda: import_release(release, root / "out", "bench"))
-        version = root / "out" / "genies-release" / "bench"
+        version = args.version or _release_shaped_version(root, args.examples)
         report = _timed("validate (load + every check)", lambda: validate_version(version))
         print(f"  {report.loaded.frame.height} examples, {len(report.loaded.distributions)} distributions; "
               f"target < 30 s")
