@@ -72,3 +72,13 @@ def test_cli_prints_tables_and_writes_json(versions, tmp_path):
     data = json.loads(out.read_text())
     assert data["distributions"]["alpha"]["examples"]["moved"] == 1
     assert data["identical"] is False
+
+
+def test_duplicate_ids_are_matched_occurrence_by_occurrence(tmp_path):
+    """The release repeats whole examples; dropping one copy of a repeated example is one removal."""
+    splits = clean_splits("alpha")
+    twice = {"train": [*splits["train"], splits["train"][0]], "test": splits["test"]}
+    a = write_version(tmp_path, "1.0.0", {"alpha": twice})
+    b = write_version(tmp_path, "1.1.0", {"alpha": splits})
+    counts = diff_versions(a, b).distributions[0].counts
+    assert {k: v for k, v in counts.items() if v} == {"removed": 1, "unchanged": 18}
