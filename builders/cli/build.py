@@ -32,6 +32,23 @@ def _llm_engine(offline: bool):
     return engine_from_env(offline=offline)
 
 
+def _dry_run(names: list[str], options: BuildOptions, offline: bool) -> None:
+    """Per LLM distribution: requests, tokens and cost at the requested size; nothing is sent or written."""
+    from builders.llm import engine_from_env
+    from builders.recipes.plan import estimate_build
+
+    with engine_from_env(offline=offline, dry_run=True) as engine:
+        estimates = estimate_build(names, options, engine)
+        rows = [(e.name, e.requests, e.cached, f"{e.tokens_in:,}", f"{e.tokens_out:,}",
+                 "?" if e.cost_usd is None else f"${e.cost_usd:,.4f}", e.status) for e in estimates]
+        title = f"Dry run at {options.sizes[0]} train / {options.sizes[1]} test rows, model {engine.model}: nothing sent"
+        console.print(engine.summary_table())
+        console.print(summary_table(title, ["distribution", "requests", "cached", "est. tokens in",
+                                            "est. tokens out", "est. cost", "status"], rows))
+    if not estimates:
+        console.print("no LLM distribution among the selection: nothing would be sent")
+
+
 def _results_table(report: BuildReport):
     rows = [
         (r.name, r.rows("train"), r.rows("test"), ", ".join(r.sources), r.label)
@@ -108,24 +125,30 @@ def build_command(
     limit: Annotated[int | None, typer.Option(help="Cap every split at N rows (quick builds).")] = None,
     strict: Annotated[bool, typer.Option(help="Fail if any selected distribution is skipped.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Estimate the LLM requests, tokens and cost; send and write nothing.")] = False,
 ) -> None:
     """Build distributions and export them as one immutable version.
 
     Procedural distributions need nothing. Source-based ones read raw files from --mirror, GENIES_MIRROR
     or the source cache (`genies sources pull`; --fetch downloads what is missing). LLM-based ones need
     OPENAI_BASE_URL. What cannot be built is skipped, and the table says exactly what it needs.
-    Rebuilding an existing version with the same fingerprint does nothing.
+    Rebuilding an existing version with the same fingerprint does nothing. --dry-run prints what the LLM
+    distributions would ask for at this size (requests, tokens, cost) and builds nothing.
 
     Example: [bold]genies build --benchmark genies --mirror ../shared/sources --version 1.0.0[/]
+    Example: [bold]genies build alpaca_easy cooking --limit 20 --dry-run[/]
     """
     catalog = load_catalog(plugin_catalog_dirs())
     options = BuildOptions(
         seed=seed, train_size=train_size, test_size=test_size, limit=limit,
         mirror=mirror, cache_dir=cache_dir, fetch=fetch, offline=offline,
     )
+    selected = select_distributions(catalog, names or [], category, benchmark)
+    if dry_run:
+        _dry_run(selected, options, offline)
+        return
     request = BuildRequest(
-        names=select_distributions(catalog, names or [], category, benchmark),
-        options=options, out=out, dataset=dataset, version=version, strict=strict,
+        names=selected, options=options, out=out, dataset=dataset, version=version, strict=strict,
         llm=_llm_engine(offline), catalog=catalog,
     )
     with Progress(

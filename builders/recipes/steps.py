@@ -76,13 +76,16 @@ class RecipeRun:
         self.ctx.reject(f"{step_name}: {reason}", material)
 
     def ask(self, step_name: str, template: str, variables: Sequence[dict[str, Any]], schema: dict[str, Any],
-            samples: Sequence[int] | None = None) -> list[ChatResult]:
+            samples: Sequence[int] | None = None, max_tokens: int | None = None,
+            temperature: float | None = None) -> list[ChatResult]:
         """One chat request per entry of `variables` (rendered into `template`), sent as one batch."""
         samples = samples or [0] * len(variables)
+        params = {"temperature": self.spec.temperature if temperature is None else temperature,
+                  "max_tokens": max_tokens or self.spec.max_tokens}
         requests = [
             ChatRequest([{"role": "user", "content": render(template, **values)}], step=f"{self.spec.name}.{step_name}",
                         template=template_id(template), sample=sample, response_format=JsonSchema(schema),
-                        params={"temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens})
+                        params=params)
             for values, sample in zip(variables, samples)
         ]
         return self.ctx.llm.run_batch(requests) if requests else []
@@ -233,6 +236,9 @@ def _check_order(run: RecipeRun, candidate: Candidate) -> list[int]:
     return order
 
 
+CHECK_TOKENS = 32  # {"best": N}, with room for a code fence
+
+
 @step("check")
 def check(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
     """A separate call, shown the responses in a seeded order, must pick the preferred one, else reject."""
@@ -243,7 +249,7 @@ def check(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
               "properties": {"best": {"type": "integer", "enum": choices}}}
     variables = [{"instruction": c.instruction, "input": c.input, "preferred_is": spec.preferred_is,
                   "responses": [c.responses[i] for i in order]} for c, order in zip(candidates, orders)]
-    results = run.ask("check", "recipes/check.j2", variables, schema)
+    results = run.ask("check", "recipes/check.j2", variables, schema, max_tokens=CHECK_TOKENS, temperature=0.0)
     order_of = {id(c): order for c, order in zip(candidates, orders)}
     kept = []
     for candidate, parsed in _answered(run, "check", candidates, results):
