@@ -134,13 +134,22 @@ def declared_source_sets(entry: dict) -> list[set[str]]:
     return [names for names in declared if names]
 
 
+def _meta_string_fields(meta: pl.Series) -> dict[str, pl.Series]:
+    """The string fields of the `meta` JSON objects; none when meta is not uniformly JSON objects (the
+    schema check is where malformed meta matters)."""
+    try:
+        decoded = meta.fill_null("{}").replace("", "{}").str.json_decode(infer_schema_length=None)
+    except pl.exceptions.PolarsError:
+        return {}
+    if not isinstance(decoded.dtype, pl.Struct):
+        return {}
+    return {f"meta.{f.name}": decoded.struct.field(f.name) for f in decoded.dtype.fields if f.dtype == pl.String}
+
+
 def data_fields(rows: pl.DataFrame) -> dict[str, dict[str, list[str]]]:
     """Values (with a few ids using each) of every field that could name a source: provenance.source and
     each string field of `meta`; long values (texts, code) cannot be source names and are skipped."""
-    columns = {"provenance.source": rows["source"]}
-    meta = rows["meta"].fill_null("{}").str.json_decode(infer_schema_length=None)
-    if isinstance(meta.dtype, pl.Struct):
-        columns |= {f"meta.{f.name}": meta.struct.field(f.name) for f in meta.dtype.fields if f.dtype == pl.String}
+    columns = {"provenance.source": rows["source"]} | _meta_string_fields(rows["meta"])
     fields = {}
     for name, values in columns.items():
         named = pl.DataFrame({"value": values, "id": rows["id"]}).filter(
