@@ -133,12 +133,12 @@ def tiny_reward_model(tmp_path_factory):
 
 def test_hf_scorer_scores_text_pairs_in_input_order(tiny_reward_model) -> None:
     model = HFRewardModel(str(tiny_reward_model), batch_size=2)
-    prompts = ["short", "a much longer prompt than the others", "mid length prompt"]
-    responses = ["yes", "an answer of some length", "no"]
+    prompts = ["short", "a much longer prompt than the others", "mid length prompt", "short"]
+    responses = ["yes", "an answer of some length", "no", "yes"]
     rewards = model.rewards(prompts, responses)
     one_by_one = [model.rewards([p], [r])[0] for p, r in zip(prompts, responses)]
-    assert rewards.shape == (3,) and np.allclose(rewards, one_by_one, atol=1e-5)
-    assert len(set(np.round(rewards, 6))) == 3
+    assert rewards.shape == (4,) and np.allclose(rewards, one_by_one, atol=1e-5)
+    assert len(set(np.round(rewards[:3], 6))) == 3 and rewards[3] == rewards[0]
 
 
 def test_hf_scorer_is_frozen_so_it_has_no_differential_elicitation(tiny_version, tiny_reward_model) -> None:

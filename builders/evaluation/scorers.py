@@ -317,19 +317,22 @@ class HFRewardModel:
         return TrainedScorer(reward=self.rewards, zero_shot=self.rewards)
 
     def rewards(self, prompts: Sequence[str], responses: Sequence[str]) -> NDArray[np.float64]:
-        """Rewards in input order; batches hold texts of similar length so little padding is computed."""
+        """Rewards in input order; each distinct (prompt, response) is scored once (a chosen response
+        recurs in every pair of its example), in batches of similar length so little padding is computed."""
         import torch
 
-        order = np.argsort([len(p) + len(r) for p, r in zip(prompts, responses, strict=True)], kind="stable")
-        out = np.empty(len(order), dtype=np.float64)
+        index = {pair: i for i, pair in enumerate(dict.fromkeys(zip(prompts, responses, strict=True)))}
+        unique = list(index)
+        order = np.argsort([len(p) + len(r) for p, r in unique], kind="stable")
+        scores = np.empty(len(unique), dtype=np.float64)
         for batch in _chunks(order.tolist(), self.batch_size):
             encoded = self.tokenizer(
-                [prompts[i] for i in batch], [responses[i] for i in batch],
+                [unique[i][0] for i in batch], [unique[i][1] for i in batch],
                 truncation=True, max_length=self.max_length, padding=True, return_tensors="pt",
             ).to(self.device)
             with torch.inference_mode():
-                out[batch] = self.model(**encoded).logits[:, 0].float().cpu().numpy()
-        return out
+                scores[batch] = self.model(**encoded).logits[:, 0].float().cpu().numpy()
+        return scores[[index[pair] for pair in zip(prompts, responses)]]
 
 
 def build_scorer(spec: str, *, batch_size: int = 16, embedding_cache: Path | None = None) -> Scorer:
@@ -340,7 +343,7 @@ def build_scorer(spec: str, *, batch_size: int = 16, embedding_cache: Path | Non
         "bow": lambda: ProbeScorer("bow", TfidfFeaturizer),
         "minilm": lambda: _minilm_probe(embedding_cache or DEFAULT_EMBEDDING_CACHE, batch_size),
     }
-    return probes[check_name(spec, [*probes, "hf:<path-or-id>"], "scorer")]()
+    return probes[check_name(spec, SCORER_KINDS, "scorer")]()
 
 
 def _minilm_probe(cache_path: Path, batch_size: int) -> ProbeScorer:
