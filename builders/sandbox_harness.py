@@ -5,7 +5,8 @@ import nothing but the standard library. It stays alive and serves jobs: one JSO
 list of results on stdout, so interpreter start-up is paid once per worker, not once per program. Each
 test runs in a forked child with CPU, address-space and file-size limits, stdin/stdout redirected to
 files in a private temporary directory, so a crash, an infinite loop or a memory bomb only ever costs that
-one test. Where the kernel allows, the harness first moves into an empty network namespace. Forking from a warm interpreter is far cheaper than starting Python per test.
+one test. Forking from a warm interpreter is far cheaper than starting Python per test. Where the kernel
+allows, the harness first moves into an empty network namespace.
 
 Job: {"programs": [source, ...], "mode": "stdio" | "call", "fn_name": str | null, "sys_path": [dir, ...],
       "inputs": [...], "outputs": [...], "cpu_seconds": float, "wall_seconds": float,
