@@ -16,10 +16,11 @@ from builders.evaluation.runner import ShiftResult, evaluate_shifts, select_shif
 from builders.evaluation.scorers import build_scorer
 from builders.export import Version
 
-TABLE_COLUMNS = (
-    "shift", "status", "source_accuracy", "target_accuracy", "zero_shot_accuracy", "target_reference_accuracy",
-    "differential_elicitation", "target_ece", "energy_auroc", "energy_fpr95",
-)
+TABLE_COLUMNS = {
+    "shift": "shift", "source_accuracy": "src acc", "target_accuracy": "tgt acc", "zero_shot_accuracy": "0-shot",
+    "target_reference_accuracy": "ceiling", "differential_elicitation": "DE", "target_ece": "tgt ECE",
+    "energy_auroc": "AUROC", "energy_fpr95": "FPR95",
+}
 
 
 def _default_out(version: Version, scorer: str) -> Path:
@@ -32,11 +33,9 @@ def _cell(value: object) -> str:
 
 
 def _table_row(result: ShiftResult) -> list[str]:
-    row = result.row
-    cells = [_cell(row[c]) for c in TABLE_COLUMNS]
     if not result.ok:
-        cells[1] = f"skipped: {row['skipped_reason']}"
-    return cells
+        return [result.row["shift"], "skipped"] + [""] * (len(TABLE_COLUMNS) - 2)
+    return [_cell(result.row[c]) for c in TABLE_COLUMNS]
 
 
 def _run(version: Version, shifts_spec: str, scorer_spec: str, batch_size: int) -> list[ShiftResult]:
@@ -67,9 +66,12 @@ def eval_command(
     results = _run(version, shifts, scorer, batch_size)
     done = [r.row for r in results if r.ok]
     console.print(summary_table(
-        f"Evaluation of {version.path} with {scorer} ({len(done)}/{len(results)} shifts)", TABLE_COLUMNS,
+        f"Evaluation of {version.path} with {scorer} ({len(done)}/{len(results)} shifts)", list(TABLE_COLUMNS.values()),
         [_table_row(r) for r in results],
     ))
+    for result in results:
+        if not result.ok:
+            console.print(f"skipped {result.row['shift']}: {result.row['skipped_reason']}")
     if not done:
         raise GeniesError(
             f"none of the {len(results)} selected shifts could be evaluated on {version.path}",

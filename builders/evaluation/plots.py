@@ -63,7 +63,7 @@ def grouped_bars(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], 
     """Bars per shift, one bar per metric column (`columns` maps column to legend label); nulls omitted."""
     names = [r["shift"] for r in rows]
     width = 0.8 / max(1, len(columns))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(names) * max(1, len(columns)) / 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(names) * (len(columns) + 1) + 3), 5.5))
     x = np.arange(len(names))
     for i, (column, label) in enumerate(columns.items()):
         values = [np.nan if r.get(column) is None else r[column] for r in rows]
@@ -71,7 +71,7 @@ def grouped_bars(rows: Sequence[Mapping[str, Any]], columns: Mapping[str, str], 
     ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
