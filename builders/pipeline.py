@@ -33,7 +33,7 @@ import pyarrow as pa
 from builders.catalog import Catalog
 from builders.errors import GeniesError, check_name
 from builders.export import MANIFEST, DistributionExport, ExportResult, export_version
-from builders.registry import Builder, BuildContext, Reject, discover
+from builders.registry import Builder, BuildContext, Reject, discover, resolve
 from builders.resources import SOURCES_DIR, TEMPLATES_DIR
 from builders.schema import Record
 from builders.sources import SourceUnavailable, source_available
@@ -155,7 +155,15 @@ def select_distributions(
     category: str | None = None,
     benchmark: str | None = None,
 ) -> list[str]:
-    """The distributions a build covers: named ones plus those of the chosen shifts; everything by default."""
+    """The distributions a build covers: named ones plus those of the chosen shifts; everything by default.
+
+    Named members of a parametric family (e.g. `arc_easy__perturb_response_p0.35`) join the catalog and
+    the registry here, so their shifts are exported and their builders fingerprinted.
+    """
+    names = list(names)
+    catalog.include(names)
+    for name in names:
+        resolve(name)
     known = sorted(set(catalog.distributions) | set(discover()))
     chosen = {check_name(n, known, "distribution") for n in names}
     if category is not None or benchmark is not None:
@@ -270,7 +278,7 @@ def _split(records: list[Record], ctx: BuildContext, options: BuildOptions) -> d
 
 def build_distribution(name: str, options: BuildOptions, llm: Any = None) -> DistributionResult:
     """Run one builder through validation, dedup, split and balancing; never raises for builder errors."""
-    builder = discover().get(name)
+    builder = resolve(name)
     if builder is None:
         return _skip(name, NEEDS_BUILDER, "no builder yet")
     if builder.needs_llm and llm is None:

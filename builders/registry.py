@@ -12,6 +12,11 @@ removes duplicates, splits them by `group` and balances response order; builders
 themselves. `group` must be `<upstream>:<upstream key>` so that two distributions built from the same
 upstream agree on which side of the split an item falls.
 
+A parametric family (declared as data in a `families.toml`, e.g. `{base}__perturb_{placement}_p{p}{ops}`)
+registers one function for all its members with `@distribution_family("perturbation")`; a member's
+builder is created when the member is first looked up (`resolve(name)`), for the default members as soon
+as discovery ends.
+
 Plugins (new categories living outside this package) are Python modules named in the
 `GENIES_PLUGINS` environment variable (comma-separated module names or `.py` paths) or exposed through the
 `genies.categories` entry-point group; importing them registers their builders.
@@ -35,9 +40,11 @@ from builders.schema import Record
 from builders.splits import seeded_rng
 
 if TYPE_CHECKING:
+    from builders.catalog.families import Member
     from builders.llm import Engine
 
 BuilderFn = Callable[["BuildContext"], Iterable[Record]]
+FamilyBuilderFn = Callable[["BuildContext", "Member"], Iterable[Record]]
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,16 @@ class Builder:
 
 _BUILDERS: dict[str, Builder] = {}
 _PLUGIN_CATALOG_DIRS: list[Path] = []
+
+
+@dataclass(frozen=True)
+class FamilyBuilder:
+    fn: FamilyBuilderFn
+    needs_llm: bool
+    templates: tuple[str, ...]
+
+
+_FAMILIES: dict[str, FamilyBuilder] = {}
 
 
 def distribution(
@@ -73,6 +90,63 @@ def distribution(
         return fn
 
     return register
+
+
+def distribution_family(
+    family: str,
+    *,
+    needs_llm: bool = False,
+    templates: Iterable[str] = (),
+) -> Callable[[FamilyBuilderFn], FamilyBuilderFn]:
+    """Register `fn(ctx, member)` as the builder of every member of `family` (declared in a families.toml).
+
+    A member's builder needs the LLM when the family or the member's base does, and declares the base's
+    templates plus the family's, so the build fingerprint covers both.
+    """
+
+    def register(fn: FamilyBuilderFn) -> FamilyBuilderFn:
+        _FAMILIES[family] = FamilyBuilder(fn, needs_llm, tuple(templates))
+        return fn
+
+    return register
+
+
+def _materialize(member: Member) -> Builder | None:
+    """Register the builder of a family member whose family and base can be built; return it."""
+    family = _FAMILIES.get(member.family.name)
+    base = resolve(member.base)
+    if family is None or base is None:
+        return None
+    fn = family.fn
+
+    def build_member(ctx: BuildContext) -> Iterable[Record]:
+        return fn(ctx, member)
+
+    _BUILDERS[member.name] = Builder(
+        member.name, build_member, family.needs_llm or base.needs_llm,
+        tuple(dict.fromkeys((*base.templates, *family.templates))), fn.__module__,
+    )
+    return _BUILDERS[member.name]
+
+
+def resolve(name: str) -> Builder | None:
+    """The builder of `name`; a family member's builder is created on first use."""
+    registry = discover()
+    if name in registry:
+        return registry[name]
+    from builders.catalog import load_catalog
+
+    member = load_catalog(_PLUGIN_CATALOG_DIRS).member(name)
+    return _materialize(member) if member is not None else None
+
+
+def _materialize_defaults() -> None:
+    from builders.catalog import load_catalog
+
+    for family in load_catalog(_PLUGIN_CATALOG_DIRS).families.values():
+        if family.name in _FAMILIES:
+            for member in family.defaults():
+                _materialize(member)
 
 
 def register_catalog_dir(directory: Path) -> None:
@@ -122,6 +196,7 @@ def discover() -> dict[str, Builder]:
             ep.load()
         for spec in filter(None, (s.strip() for s in os.environ.get("GENIES_PLUGINS", "").split(","))):
             _import_plugin(spec)
+        _materialize_defaults()
     return _BUILDERS
 
 

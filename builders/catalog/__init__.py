@@ -1,25 +1,28 @@
 """The catalog of categories, shifts and distributions, loaded from TOML data files.
 
 The catalog is data: the files beside this module hold the 8 GENIES categories, the 56 shifts and the
-distribution registry. Plugins (new categories) contribute more entries through `extra_dirs`, each
-holding any of `categories.toml`, `shifts.toml`, `distributions.toml`.
+distribution registry, plus `families.toml`: parametric families (perturbation, lingual) whose default
+members join the distributions and shifts, and whose other members join on demand (`Catalog.include`).
+Plugins (new categories) contribute more entries through `extra_dirs`, each holding any of
+`categories.toml`, `shifts.toml`, `distributions.toml`, `families.toml`.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from builders.catalog.families import Family, Member, family_from_toml
 from builders.errors import GeniesError, check_name
 
 CATALOG_DIR = Path(__file__).parent
-BUILD_KINDS = ("DET", "PROC", "LLM", "DET+LLM")
+BUILD_KINDS = ("DET", "PROC", "LLM", "DET+LLM", "PROC+LLM")
 
 SHIFTS_SCHEMA = pa.schema(
     [
@@ -96,6 +99,7 @@ class Catalog:
     categories: dict[str, Category] = field(default_factory=dict)
     shifts: list[Shift] = field(default_factory=list)
     distributions: dict[str, DistributionInfo] = field(default_factory=dict)
+    families: dict[str, Family] = field(default_factory=dict)
 
     @cached_property
     def benchmarks(self) -> list[str]:
@@ -136,6 +140,22 @@ class Catalog:
             names.update({s.source, s.target, s.reference})
         return sorted(names)
 
+    def member(self, name: str) -> Member | None:
+        """The family member `name` stands for (its base being a known distribution or member), else None."""
+        for family in self.families.values():
+            member = family.parse(name)
+            if member is not None and (member.base in self.distributions or self.member(member.base)):
+                return member
+        return None
+
+    def include(self, names: Iterable[str]) -> None:
+        """Add the family members among `names` (and their shifts) that the catalog does not list yet."""
+        for name in names:
+            member = None if name in self.distributions else self.member(name)
+            if member is not None:
+                self.include([member.base])
+                _attach_member(self, member)
+
     def shifts_table(self) -> pa.Table:
         return pa.Table.from_pylist([s.to_dict() for s in self.shifts], schema=SHIFTS_SCHEMA)
 
@@ -147,6 +167,7 @@ class Catalog:
             ],
             "shifts": [s.to_dict() for s in self.shifts],
             "distributions": [d.to_dict() for d in self.distributions.values()],
+            "families": [f.to_dict() for f in self.families.values()],
         }
 
 
@@ -186,6 +207,37 @@ def _merge_dir(catalog: Catalog, directory: Path, pending: dict[str, dict[str, A
     dists = directory / "distributions.toml"
     if dists.exists():
         pending.update(_read_toml(dists))
+    families = directory / "families.toml"
+    if families.exists():
+        for entry in _read_toml(families).get("family", []):
+            family = family_from_toml(entry, str(families))
+            if family.category not in catalog.categories:
+                raise GeniesError(f"{families}: family {family.name!r} names unknown category {family.category!r}",
+                                  "declare the category in a categories.toml")
+            catalog.families[family.name] = family
+
+
+def _member_build(base: str, adds_llm: bool) -> str:
+    """A member is built like its base, plus LLM calls when its family needs them."""
+    if not adds_llm or "LLM" in base:
+        return base
+    return f"{base}+LLM"
+
+
+def _attach_member(catalog: Catalog, member: Member) -> None:
+    """Register a member as a distribution and its shift base -> member in the family's category."""
+    family, base = member.family, catalog.distributions[member.base]
+    category = catalog.categories[family.category]
+    catalog.shifts.append(Shift(member.base, member.name, category.name, category.label))
+    catalog.distributions[member.name] = DistributionInfo(
+        name=member.name,
+        description=member.describe(),
+        build=_member_build(base.build, family.llm),
+        sources=base.sources,
+        categories=(category.name,),
+    )
+    if category.name not in base.categories:
+        catalog.distributions[base.name] = replace(base, categories=tuple(sorted((*base.categories, category.name))))
 
 
 def _finish_distributions(catalog: Catalog, pending: dict[str, dict[str, Any]]) -> None:
@@ -216,4 +268,11 @@ def load_catalog(extra_dirs: Iterable[Path] = ()) -> Catalog:
     for directory in (CATALOG_DIR, *extra_dirs):
         _merge_dir(catalog, Path(directory), pending)
     _finish_distributions(catalog, pending)
+    for family in catalog.families.values():
+        for member in family.defaults():
+            if member.base not in catalog.distributions:
+                raise GeniesError(f"family {family.name!r}: default base {member.base!r} is not a distribution",
+                                  "fix the family's grid")
+            if member.name not in catalog.distributions:
+                _attach_member(catalog, member)
     return catalog
