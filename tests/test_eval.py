@@ -79,6 +79,13 @@ def test_missing_distribution_is_skipped_with_a_reason(bow_rows) -> None:
     assert row["source_accuracy"] is None and row["energy_auroc"] is None
 
 
+def test_a_shift_without_training_pairs_is_skipped_for_a_probe(tmp_path) -> None:
+    test_only = Version.open(synthetic_version(tmp_path, SHIFTS, PRESENT[:2], train=0, test=4))
+    [result] = evaluate_shifts(test_only, select_shifts(test_only, "easy->hard"), build_scorer("bow"))
+    assert result.row["status"] == "skipped"
+    assert result.row["skipped_reason"] == "no preference pairs in easy/train, hard/train"
+
+
 def test_select_shifts(version) -> None:
     assert [s.name for s in select_shifts(version, "genies")] == ["easy->hard", "easy->never_built"]
     assert [s.name for s in select_shifts(version, "easy->persona, easy->hard")] == ["easy->persona", "easy->hard"]

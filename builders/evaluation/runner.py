@@ -48,6 +48,8 @@ Rewards = tuple[NDArray[np.float64], NDArray[np.float64]]
 
 def version_shifts(version: Version) -> list[Shift]:
     """The version's own shifts table (not the installed catalog): what was exported is what is evaluated."""
+    if not (version.path / "shifts").is_dir():
+        raise GeniesError(f"version {version.path} has no shifts table", "re-export it with `genies build` or `genies import-release`")
     return [
         Shift(
             source=row["source"], target=row["target"], category=row.get("category") or "",
@@ -112,7 +114,9 @@ class Evaluator:
         absent = [d for d in dict.fromkeys([spec.source, spec.target, spec.reference]) if d not in present]
         if absent:
             return f"not in this version: {', '.join(absent)}"
-        needed = [(spec.source, TRAIN), (spec.source, TEST), (spec.target, TEST), (spec.reference, TRAIN), (spec.reference, TEST)]
+        needed = [(spec.source, TEST), (spec.target, TEST), (spec.reference, TEST)]
+        if self.scorer.trains:
+            needed += [(spec.source, TRAIN), (spec.reference, TRAIN)]
         empty = [f"{d}/{s}" for d, s in dict.fromkeys(needed) if not len(self.pairs(d, s))]
         return f"no preference pairs in {', '.join(empty)}" if empty else None
 
