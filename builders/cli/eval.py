@@ -38,9 +38,9 @@ def _table_row(result: ShiftResult) -> list[str]:
     return [_cell(result.row[c]) for c in TABLE_COLUMNS]
 
 
-def _run(version: Version, shifts_spec: str, scorer_spec: str, batch_size: int) -> list[ShiftResult]:
+def _run(version: Version, shifts_spec: str, scorer_spec: str, batch_size: int, max_length: int) -> list[ShiftResult]:
     shifts = select_shifts(version, shifts_spec)
-    scorer = build_scorer(scorer_spec, batch_size=batch_size)
+    scorer = build_scorer(scorer_spec, batch_size=batch_size, max_length=max_length)
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -57,13 +57,14 @@ def eval_command(
     scorer: Annotated[str, typer.Option(help="bow, minilm, or hf:<path-or-hub-id> of a sequence-classification reward model.")] = "bow",
     out: Annotated[Path | None, typer.Option(help="Directory for results.parquet/.json, summary.md and plots (default: eval-results/DATASET/VERSION/SCORER).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the hf: and minilm scorers.")] = 16,
+    max_length: Annotated[int, typer.Option(min=8, help="hf: scorer: truncate each (prompt, response) pair to this many tokens.")] = 512,
 ) -> None:
     """Train a scorer on each shift's source, test on its target: accuracy, calibration, OOD detection, DE.
 
     Example: [bold]genies eval artifacts/genies/1.0.0 --shifts genies --scorer bow --out results/bow[/]
     """
     version = Version.open(path)
-    results = _run(version, shifts, scorer, batch_size)
+    results = _run(version, shifts, scorer, batch_size, max_length)
     done = [r.row for r in results if r.ok]
     console.print(summary_table(
         f"Evaluation of {version.path} with {scorer} ({len(done)}/{len(results)} shifts)", list(TABLE_COLUMNS.values()),

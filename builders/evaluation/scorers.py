@@ -335,10 +335,12 @@ class HFRewardModel:
         return scores[[index[pair] for pair in zip(prompts, responses)]]
 
 
-def build_scorer(spec: str, *, batch_size: int = 16, embedding_cache: Path | None = None) -> Scorer:
+def build_scorer(
+    spec: str, *, batch_size: int = 16, max_length: int = 512, embedding_cache: Path | None = None
+) -> Scorer:
     """The scorer a `--scorer` spec names: `bow`, `minilm` or `hf:<path-or-id>`."""
     if spec.startswith("hf:") and len(spec) > 3:
-        return HFRewardModel(spec[3:], batch_size=batch_size)
+        return HFRewardModel(spec[3:], batch_size=batch_size, max_length=max_length)
     probes: dict[str, Callable[[], Scorer]] = {
         "bow": lambda: ProbeScorer("bow", TfidfFeaturizer),
         "minilm": lambda: _minilm_probe(embedding_cache or DEFAULT_EMBEDDING_CACHE, batch_size),
