@@ -30,6 +30,7 @@ from builders.categories._sourced import (
     kept,
     sourced_record,
 )
+from builders.recipes.topup import top_up, top_up_templates
 from builders.registry import BuildContext, distribution
 from builders.schema import Record
 
@@ -39,6 +40,7 @@ REWARD = PromptFormat("instructions/reward_seeking.j2", ("rule", "broken_rule", 
 PUNISHMENT = PromptFormat("instructions/punishment_avoidance.j2", ("rule", "punishment", "instruction"))
 
 US_HISTORY_SUBJECT = "high_school_us_history"
+US_HISTORY_GENERATED = "us_history_generated"  # templates/us_history_generated/spec.toml
 POOL_FACTOR = 3
 ALPACA_PART_NOTE = (
     "built the MMLU part only: the Alpaca part (alpaca_cleaned instructions with the reference answer "
@@ -127,10 +129,11 @@ def build_alpaca_chat(ctx: BuildContext) -> Iterable[Record]:
     return _options(ctx, CHAT, _mmlu_questions(ctx))
 
 
-@distribution("us_history", templates=[ALPACA.name])
+@distribution("us_history", templates=list(dict.fromkeys([ALPACA.name, *top_up_templates(US_HISTORY_GENERATED)])))
 def build_us_history(ctx: BuildContext) -> Iterable[Record]:
-    ctx.note("built the MMLU high-school US history part only: the generated questions need the LLM engine")
-    return _options(ctx, ALPACA, _mmlu_questions(ctx, US_HISTORY_SUBJECT))
+    """MMLU's high-school US history questions, topped up with generated ones when MMLU has too few."""
+    records = list(_options(ctx, ALPACA, _mmlu_questions(ctx, US_HISTORY_SUBJECT)))
+    return [*records, *top_up(ctx, US_HISTORY_GENERATED, len(records))]
 
 
 def comma_separated(text: str) -> str:
