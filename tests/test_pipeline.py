@@ -30,7 +30,8 @@ from builders.pipeline import (
 from builders.registry import Builder, BuildContext, Reject
 from builders.schema import Provenance, Record
 
-FAKE = "crt_2"  # a catalog distribution with no builder of its own, borrowed by the fake builders below
+FAKE = "crt_2"  # a catalog distribution borrowed by the fake builders below
+UNBUILT = "crt_3"  # a catalog distribution whose builder (if any) the `unbuilt` fixture hides
 
 
 def _record(i: int, group: str, responses=None, preferred: int = 0, prompt: str | None = None) -> Record:
@@ -42,6 +43,14 @@ def _record(i: int, group: str, responses=None, preferred: int = 0, prompt: str 
         group=group,
         provenance=Provenance(source="test", row_key=str(i)),
     )
+
+
+@pytest.fixture
+def unbuilt(monkeypatch) -> str:
+    """UNBUILT, with no registered builder for the duration of the test."""
+    registry.discover()
+    monkeypatch.delitem(registry._BUILDERS, UNBUILT, raising=False)
+    return UNBUILT
 
 
 @pytest.fixture
@@ -96,8 +105,8 @@ def test_limit_caps_every_split(fake_builder):
     assert (result.rows("train"), result.rows("test")) == (7, 7)
 
 
-def test_statuses_say_exactly_what_is_missing(fake_builder, tmp_path):
-    assert build_distribution("cooking", BuildOptions()).label == "skipped: no builder yet"
+def test_statuses_say_exactly_what_is_missing(fake_builder, unbuilt, tmp_path):
+    assert build_distribution(unbuilt, BuildOptions()).label == "skipped: no builder yet"
 
     fake_builder(lambda ctx: [_record(1, "q:1")], needs_llm=True)
     assert build_distribution(FAKE, BuildOptions()).label == f"skipped: {NO_LLM_REASON}"
@@ -119,7 +128,7 @@ def test_statuses_say_exactly_what_is_missing(fake_builder, tmp_path):
     assert build_distribution(FAKE, BuildOptions()).label.startswith("failed: builder produced no valid records")
 
 
-def test_a_failure_exports_nothing_and_strict_refuses_skips(fake_builder, tmp_path):
+def test_a_failure_exports_nothing_and_strict_refuses_skips(fake_builder, unbuilt, tmp_path):
     def broken(ctx):
         raise ValueError("bad row")
 
@@ -130,21 +139,21 @@ def test_a_failure_exports_nothing_and_strict_refuses_skips(fake_builder, tmp_pa
     assert [r.status for r in failed.value.report.results] == ["built", "failed"]
     assert not (tmp_path / "genies").exists() or not any((tmp_path / "genies").iterdir())
 
-    strict = BuildRequest(names=["crt_1", "cooking"], options=BuildOptions(limit=5), out=tmp_path, version="v2",
+    strict = BuildRequest(names=["crt_1", unbuilt], options=BuildOptions(limit=5), out=tmp_path, version="v2",
                           strict=True)
     with pytest.raises(BuildFailed, match="--strict"):
         run_build(strict)
     assert not (tmp_path / "genies" / "v2").exists()
 
 
-def test_build_writes_a_version_then_rebuild_is_a_noop(tmp_path):
-    request = BuildRequest(names=["crt_1", "raven_easy", "cooking"], options=BuildOptions(limit=10), out=tmp_path)
+def test_build_writes_a_version_then_rebuild_is_a_noop(unbuilt, tmp_path):
+    request = BuildRequest(names=["crt_1", "raven_easy", unbuilt], options=BuildOptions(limit=10), out=tmp_path)
     first = run_build(request)
     assert first.export.status == "written" and not first.noop
     assert first.version == default_version(first.fingerprint)
     version = Version.open(first.path)
     assert version.distributions == ["crt_1", "raven_easy"]
-    assert version.manifest["build"]["skipped"] == {"cooking": {"kind": "no_builder", "reason": "no builder yet"}}
+    assert version.manifest["build"]["skipped"] == {unbuilt: {"kind": "no_builder", "reason": "no builder yet"}}
     assert version.manifest["build_fingerprint"] == first.fingerprint
     assert version.table("crt_1", "test").num_rows == 10
 
@@ -218,17 +227,19 @@ def test_options_reject_nonsense():
         BuildOptions(mirror="/no/such/dir")
 
 
-def test_cli_builds_prints_the_table_and_noops(tmp_path):
+def test_cli_builds_prints_the_table_and_noops(unbuilt, tmp_path):
     runner = CliRunner()
-    args = ["build", "crt_1", "cooking", "--limit", "3", "--out", str(tmp_path), "--version", "cli"]
+    args = ["build", "crt_1", unbuilt, "--limit", "3", "--out", str(tmp_path), "--version", "cli"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "crt_1" in first.output and "skipped: no builder yet" in first.output and "wrote" in first.output
     second = runner.invoke(app, args)
     assert second.exit_code == 0 and "nothing to do" in second.output
-    as_json = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    third = runner.invoke(app, [*args, "--json"])
+    assert third.exit_code == 0, third.output
+    as_json = json.loads(third.stdout)
     assert as_json["outcome"] == "noop" and as_json["version"] == "cli"
     assert {d["name"]: (d["status"], d["train"]) for d in as_json["distributions"]} == {
-        "crt_1": ("built", 3), "cooking": ("skipped", 0)}
+        "crt_1": ("built", 3), unbuilt: ("skipped", 0)}
     strict = runner.invoke(app, [*args[:-1], "cli-strict", "--strict"])
     assert isinstance(strict.exception, BuildFailed) and "skipped: no builder yet" in strict.output
