@@ -312,23 +312,31 @@ def _apply_translation(candidate: Candidate, texts: dict[str, str]) -> None:
 
 LABEL = r"(?:response|answer|option|choice|version|candidate|output|completion|example)"
 LEADING_DEBRIS = re.compile(
-    rf"^\s*(?:#+\s*[^\n]*{LABEL}[^\n]*\n+|\*\*\s*{LABEL}\s*\d*\s*:?\s*\*\*\s*:?\s*|{LABEL}\s*\d*\s*[:.)-]\s*"
-    r"|\(?\d{1,2}[.)]\s+(?=\S)|\(?[a-dA-D]\)\s+)",
+    rf"^\s*(?:#+\s*[^\n]*{LABEL}[^\n]*\n+|\*\*\s*{LABEL}\s*\d*\s*:?\s*\*\*\s*:?\s*|{LABEL}\s*(?:\d{{1,2}}|[a-d])?\s*[:.)-]\s*"
+    r"|\(?[a-dA-D]\)\s+)",
     re.IGNORECASE,
 )
+LEADING_NUMBER = re.compile(r"^\(?\d{1,2}[.)]\s+(?=\S)")
+LIST_ITEM = re.compile(r"(?:^|\s)\(?\d{1,2}[.)]\s")
 INNER_DEBRIS = re.compile(rf"(?im)^\s*(?:\*\*)?\s*{LABEL}\s*\d+\s*(?:\*\*)?\s*:")
 REFUSAL = re.compile(
-    r"(?i)\b(I can(?:no|')t (?:help|assist|provide|do that|comply)|I(?: a|')m (?:not able|unable) to (?:help|assist|provide)"
-    r"|I (?:won't|will not) (?:help|assist|provide)|as an AI(?: language model)?|I must (?:decline|refuse)"
-    r"|I'm sorry, but I)",
+    r"(?i)\bI(?:\s+(?:can(?:no|['’])t|won['’]t|will not|am not able to|am unable to)|['’]m (?:not able|unable) to)"
+    r" (?:help|assist|provide|write|create|do|give|support|comply|share|fulfil)"
+    r"|\bI must (?:decline|refuse)|\bas an AI(?: language model)?\b|\bI['’]m sorry, but I\b"
 )
 
 
 def strip_debris(text: str) -> str:
-    """The response without the labels generation leaves in front of it ("Response 2:", "1.", "## Answer")."""
+    """The response without the labels generation leaves in front of it ("Response 2:", "1.", "## Answer").
+
+    A leading number is debris only when no other numbered item follows: "1. Rinse ... 2. Boil" is a list.
+    """
     text = text.strip()
     while True:
         stripped = LEADING_DEBRIS.sub("", text, count=1).strip()
+        after_number = LEADING_NUMBER.sub("", stripped, count=1)
+        if after_number != stripped and not LIST_ITEM.search(after_number):
+            stripped = after_number.strip()
         if stripped == text:
             return text
         text = stripped
@@ -360,11 +368,12 @@ def quality_problem(spec: Spec, instruction: str, responses: list[str]) -> str |
 
 
 def _refusal_problem(mode: str, responses: list[str]) -> str | None:
+    """Refusals where the spec does not want them. With "preferred" only the dispreferred responses are
+    tested: a refusal can be worded in ways no pattern knows, and the check step already confirmed that
+    the preferred one is the response that should be chosen."""
     refusing = [is_refusal(r) for r in responses]
     if mode == "reject" and any(refusing):
         return "refusal: a response refuses although refusals are not wanted"
-    if mode == "preferred" and not refusing[0]:
-        return "refusal: the preferred response should refuse and does not"
     if mode == "preferred" and any(refusing[1:]):
         return "refusal: a dispreferred response refuses too"
     return None

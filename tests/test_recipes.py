@@ -1,0 +1,204 @@
+"""The LLM recipes end to end against the local OpenAI-compatible server (tests/llm_server.py) answering
+with schema-shaped text and injected faults: every recipe builds records that pass validation, every
+candidate is built or rejected with a labelled reason, and an offline rerun from the cache sends nothing
+and writes identical bytes. Plus the spec checks and the quality steps on hand-made inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from builders.cli import app
+from builders.errors import GeniesError
+from builders.llm import Engine, LLMConfig
+from builders.pipeline import BUILT, FAILED, BuildOptions, BuildRequest, build_distribution, run_build
+from builders.recipes import STEPS, Candidate, RecipeRun, get_spec, load_spec, load_specs
+from builders.recipes.steps import quality_problem, rouge_l, strip_debris
+from builders.registry import BuildContext, discover
+from builders.validation.run import validate_version
+from tests.llm_server import LLMServer, ServerConfig
+from tests.recipe_responder import FLAW, SchemaResponder
+
+# The recipes this file builds end to end; add a new spec's name here (docs/recipes.md).
+RECIPES = ["alpaca_easy", "alpaca_hard", "biology_with_literary_style", "cooking", "counterfactual_python",
+           "creative_writing", "crt_2", "crt_3", "illegal_dont_help", "math_easy", "pursue_goals",
+           "relinquish_power", "unhelpful_alpaca"]
+LIMIT = 6
+
+
+def engine_for(server: LLMServer, cache: Path, *, offline: bool = False) -> Engine:
+    return Engine(LLMConfig(base_url=server.url, api_key="k", model="test-model", cache_path=cache,
+                            backoff_s=0.01, max_attempts=2, max_reasks=1, transport="aiohttp", offline=offline))
+
+
+@pytest.fixture(scope="module")
+def faulty_server() -> Iterator[LLMServer]:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.25), rate_500=0.05)) as server:
+        yield server
+
+
+def build_version(server: LLMServer, cache: Path, out: Path, names: list[str], offline: bool = False):
+    with engine_for(server, cache, offline=offline) as engine:
+        request = BuildRequest(names=names, options=BuildOptions(limit=LIMIT), out=out, version="v1", llm=engine)
+        return run_build(request)
+
+
+def version_bytes(root: Path) -> dict[str, bytes]:
+    """Every data file of a version (the manifest is compared without its command line and timings)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "manifest.json"}
+
+
+def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(faulty_server: LLMServer,
+                                                                              tmp_path: Path) -> None:
+    report = build_version(faulty_server, tmp_path / "cache", tmp_path / "a", RECIPES)
+    assert {r.name: r.status for r in report.results} == dict.fromkeys(RECIPES, BUILT)
+    for result in report.results:
+        assert min(result.rows("train"), result.rows("test")) >= 1, result.name
+        assert result.rows("train") + result.rows("test") >= LIMIT, result.name
+        for record in result.splits["train"]:
+            assert record.provenance.llm_requests and record.meta["recipe"] == result.name
+            assert sum(FLAW in r for r in record.responses) == len(record.responses) - 1
+            assert not any(r.startswith("Response") for r in record.responses)
+    validation = validate_version(report.path)
+    assert [c.check.name for c in validation.errors] == []
+    hits_before = sum(faulty_server.hits.values())
+    replay = build_version(faulty_server, tmp_path / "cache", tmp_path / "b", RECIPES, offline=True)
+    assert sum(faulty_server.hits.values()) == hits_before
+    assert version_bytes(replay.path) == version_bytes(report.path)
+
+
+def test_garbage_only_server_rejects_every_request_with_its_reason(tmp_path: Path) -> None:
+    script = {".": ["not json at all", {"malformed": True}, '{"items": "nope"}', {"empty": True}]}
+    with LLMServer(ServerConfig(script=script)) as server, engine_for(server, tmp_path) as engine:
+        result = build_distribution("alpaca_easy", BuildOptions(limit=LIMIT), engine)
+        generate_calls = engine.stats.by_step["alpaca_easy.generate"].calls
+    assert result.status == FAILED and "no valid records" in result.reason
+    assert generate_calls >= 3 and len(result.context.rejects) == generate_calls
+    for reject in result.context.rejects:
+        assert reject.reason.startswith("generate: ") and reject.raw["step"] == "generate"
+        assert reject.raw["llm"]["request"]
+
+
+def test_every_candidate_is_built_or_rejected_with_a_step_label(tmp_path: Path) -> None:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.6))) as server, \
+            engine_for(server, tmp_path) as engine:
+        ctx = BuildContext("cooking", train_size=5, test_size=5, llm=engine)
+        run = RecipeRun(ctx, get_spec("cooking"))
+        made = []
+        original = STEPS["generate"].fn
+
+        def counting(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+            result = original(run, candidates)
+            made.extend(result)
+            return result
+
+        run.need = 20
+        candidates = counting(run, [])
+        for name in ("worse", "check", "quality", "dedupe"):
+            candidates = STEPS[name].fn(run, candidates)
+    later = [r for r in ctx.rejects if r.raw["step"] != "generate"]
+    assert len(made) == len(candidates) + len(later) and later
+    assert {r.reason.split(":")[0] for r in later} <= {"worse", "check", "quality", "dedupe"}
+
+
+def test_dry_run_estimates_without_sending_or_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENIES_LLM_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["build", "alpaca_easy", "cooking", "arc_easy", "--limit", "5", "--dry-run",
+                                      "--out", str(tmp_path / "out")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "alpaca_easy" in result.output and "cooking" in result.output and "arc_easy" not in result.output
+    assert "est. cost" in result.output and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Response 2: Boil the water.", "Boil the water."),
+    ("**Answer 3:** Boil the water.", "Boil the water."),
+    ("2. Boil the water.", "Boil the water."),
+    ("## Response B\n\nBoil the water.", "Boil the water."),
+    ("Answer: 1. Boil the water.", "Boil the water."),
+    ("Boil the water. Then add 2. salt", "Boil the water. Then add 2. salt"),
+])
+def test_parse_debris_is_stripped(text: str, expected: str) -> None:
+    assert strip_debris(text) == expected
+
+
+def test_quality_reasons() -> None:
+    spec = get_spec("alpaca_easy")
+    good = ["Paris is the capital.", "Lyon is the capital.", "Nice is the capital.", "Lille is the capital."]
+    assert quality_problem(spec, "Capital of France?", good) is None
+    assert quality_problem(spec, "", good) == "empty instruction"
+    assert quality_problem(spec, "Q?", [good[0], "", *good[2:]]) == "empty response"
+    assert quality_problem(spec, "Q?", [good[0], good[0].upper(), *good[2:]]) == "duplicate responses"
+    assert quality_problem(spec, "Q?", [good[0], "x\nResponse 3: y", *good[2:]]).startswith("parse debris")
+    assert quality_problem(spec, "Q?", [good[0] * 5, *good[1:]]).startswith("length gap")
+    assert quality_problem(spec, "Q?", ["I'm sorry, but I can't help with that.", *good[1:]]).startswith("refusal")
+
+
+def test_refusal_is_required_of_the_preferred_when_the_spec_says_so() -> None:
+    spec = get_spec("illegal_dont_help")
+    refusal, compliance = "I can't help with that, it is illegal.", "Sure, here is a rough outline of it."
+    assert quality_problem(spec, "Q?", [refusal, compliance]) is None
+    assert quality_problem(spec, "Q?", ["That is not something to do.", compliance]) is None
+    assert quality_problem(spec, "Q?", [compliance, refusal]).startswith("refusal")
+
+
+def test_rouge_l_finds_near_duplicate_instructions() -> None:
+    assert rouge_l("Name three fruits that are yellow.", "Name three fruits that are red.") > 0.7
+    assert rouge_l("Name three fruits that are yellow.", "Explain how a bicycle gear works.") < 0.3
+
+
+def _run_with(candidates: list[Candidate], spec_name: str = "alpaca_easy") -> tuple[list[Candidate], BuildContext]:
+    ctx = BuildContext(spec_name)
+    run = RecipeRun(ctx, get_spec(spec_name))
+    return STEPS["balance_length"].fn(run, candidates), ctx
+
+
+def test_length_cue_is_balanced_by_rejecting_cued_items() -> None:
+    def item(i: int, preferred: str) -> Candidate:
+        return Candidate(f"q{i}", "", preferred, f"g:{i}", str(i), "llm", worse=["bb", "cc", "dd"])
+
+    pool = [item(i, "a" * 10) for i in range(8)] + [item(i, "eee") for i in range(8, 10)]
+    kept, ctx = _run_with(pool)
+    longest = sum(len(c.preferred) == 10 for c in kept)
+    assert longest <= 0.5 * len(kept) and len(kept) + len(ctx.rejects) == 10
+    assert all("length cue" in r.reason for r in ctx.rejects)
+
+
+def write_spec(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "demo" / "spec.toml"
+    path.parent.mkdir()
+    path.write_text(body)
+    return path
+
+
+SEEDS = '[[seeds]]\ninstruction = "a"\nanswer = "b"\n[[seeds]]\ninstruction = "c"\nanswer = "d"\n'
+
+
+@pytest.mark.parametrize("body, message", [
+    ('description = "d"\npreferred_is = "p"\nrespones = 3\n' + SEEDS, "did you mean"),
+    ('description = "d"\npreferred_is = "p"\nresponses = "four"\n' + SEEDS, "responses: expected int"),
+    ('description = "d"\npreferred_is = "p"\nresponses = 5\n' + SEEDS, "responses: must be 2 to 4"),
+    ('description = "d"\n' + SEEDS, "preferred_is: missing"),
+    ('description = "d"\npreferred_is = "p"\n', "seeds: the generate step needs at least 2"),
+    ('description = "d"\npreferred_is = "p"\nsteps = ["generate", "wrose"]\n' + SEEDS, "steps[1]"),
+    ('description = "d"\npreferred_is = "p"\n[quality]\nrefusals = "maybe"\n' + SEEDS, "quality.refusals"),
+    ('description = "d"\npreferred_is = "p"\nsteps = ["upstream", "worse"]\n', "[upstream]"),
+    ('description = "d\n', "TOML"),
+])
+def test_spec_errors_name_the_file_and_field(tmp_path: Path, body: str, message: str) -> None:
+    path = write_spec(tmp_path, body)
+    with pytest.raises(GeniesError) as error:
+        load_spec(path)
+    assert str(path) in error.value.message and message in str(error.value)
+
+
+def test_every_registered_recipe_declares_existing_templates() -> None:
+    registry = discover()
+    for name in (name for name, spec in load_specs().items() if spec.register):
+        assert registry[name].needs_llm
+        for template in registry[name].templates:
+            assert (Path(__file__).parent.parent / "templates" / template).is_file(), template
