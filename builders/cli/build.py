@@ -171,6 +171,8 @@ def build_command(
         print_json(_report_json(report))
         return
     console.print(_results_table(report))
+    if request.llm is not None and request.llm.stats.by_step:
+        console.print(request.llm.summary_table())
     _print_notes(report)
     _print_outcome(report, version_given=version is not None)
 
