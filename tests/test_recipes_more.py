@@ -6,7 +6,6 @@ from the cache: zero requests, identical bytes.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,12 @@ import pytest
 from builders.llm import Engine, LLMConfig
 from builders.pipeline import BUILT, BuildOptions, BuildReport, BuildRequest, run_build
 from builders.recipes import Candidate, RecipeRun, get_spec
-from builders.recipes.steps_more import boxed_answers, final_answers_differ, swap_words, unbox
+from builders.recipes.steps_more import (
+    boxed_answers,
+    final_answers_differ,
+    swap_words,
+    unbox,
+)
 from builders.recipes.topup import top_up
 from builders.registry import BuildContext
 from builders.schema import Record

@@ -31,13 +31,15 @@ STEP_TEMPLATES.update({
     "attribution_replies": ("body", "reply"),
 })
 MATH_COLUMNS = ("row_key", "problem", "solution", "level", "subject")
-STOPWORDS = frozenset(
-    "about above after again against also among because been before being below between both could does doing "
-    "down during each either every from further have having here into itself just more most much must neither "
-    "only other over same several should some such than that their them then there these they this those "
-    "through under until upon very what when where which while whom whose will with within without would your "
-    "true false none".split()
-)
+STOPWORDS = frozenset((
+    "about", "above", "after", "again", "against", "also", "among", "because", "been", "before", "being",
+    "below", "between", "both", "could", "does", "doing", "down", "during", "each", "either", "every", "from",
+    "further", "have", "having", "here", "into", "itself", "just", "more", "most", "much", "must", "neither",
+    "only", "other", "over", "same", "several", "should", "some", "such", "than", "that", "their", "them",
+    "then", "there", "these", "they", "this", "those", "through", "under", "until", "upon", "very", "what",
+    "when", "where", "which", "while", "whom", "whose", "will", "with", "within", "without", "would", "your",
+    "true", "false", "none",
+))
 MAX_PAIRS = 6
 
 
