@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -245,18 +245,27 @@ async def complete_with_retries(
     estimated_tokens: int,
     policy: RetryPolicy,
     on_retry: Callable[[RetryableError], None],
+    store: Callable[[str, dict[str, Any]], Awaitable[None]],
 ) -> Answer:
     """Send until answered, refused, or out of attempts (then the last RetryableError is raised).
 
-    Each attempt holds a concurrency slot only while it is on the wire, never while it sleeps. The
+    Each attempt holds a concurrency slot while it is on the wire and until `store` has made its
+    answer (or deterministic refusal) durable, never while it sleeps: so at most `concurrency`
+    answers can be lost when the process is killed. The
     first attempt runs outside tenacity: most requests succeed at once, and tenacity's per-attempt
     bookkeeping would otherwise be a sizeable share of the CPU spent per request against fast servers.
     """
 
     async def attempt() -> Answer:
         async with limiter.slot(estimated_tokens) as reservation:
-            answer = await client.complete(payload, headers)
+            try:
+                answer = await client.complete(payload, headers)
+            except RequestError as refused:
+                if refused.cacheable:
+                    await store("error", {"status": refused.status, "message": refused.message})
+                raise
             reservation.used = answer.prompt_tokens + answer.completion_tokens or estimated_tokens
+            await store("answer", answer.to_cache())
         return answer
 
     try:

@@ -231,7 +231,7 @@ class Engine:
         return ChatResult(key, step, "dry_run", text=placeholder, model=keyed["model"])
 
     async def _send(self, step: str, key: str, keyed: Mapping[str, Any], state: _LoopState) -> ChatResult:
-        """Send one request; its outcome is committed to the cache before this returns."""
+        """Send one request; its answer (or deterministic refusal) is in the cache before this returns."""
         stats = self.stats.step(step)
         stats.sent += 1
         payload = {"model": keyed["model"], "messages": keyed["messages"], **keyed["params"]}
@@ -239,22 +239,22 @@ class Engine:
         def count_retry(_: RetryableError) -> None:
             stats.retries += 1
 
+        async def store(outcome: str, body: dict[str, Any]) -> None:
+            await self._store(key, keyed, outcome, body)
+
         try:
             answer = await complete_with_retries(
                 state.client, state.limiter, payload, {REQUEST_HEADER: key},
-                estimated_tokens=estimate_prompt_tokens(keyed["messages"]), policy=self._policy, on_retry=count_retry,
+                estimated_tokens=estimate_prompt_tokens(keyed["messages"]), policy=self._policy,
+                on_retry=count_retry, store=store,
             )
         except RequestError as exc:
             stats.refused += 1
-            if exc.cacheable:
-                body = {"status": exc.status, "message": exc.message}
-                await self._store(key, keyed, "error", body)
             return ChatResult(key, step, "error", reason=str(exc))
         except RetryableError as exc:
             stats.failed += 1
             return ChatResult(key, step, "failed",
                               reason=f"gave up after {self.config.max_attempts} attempts: {exc.reason}")
-        await self._store(key, keyed, "answer", answer.to_cache())
         stats.prompt_tokens += answer.prompt_tokens
         stats.completion_tokens += answer.completion_tokens
         stats.add_cost(cost_usd(self.config.prices, keyed["model"], answer.prompt_tokens, answer.completion_tokens))
