@@ -14,7 +14,7 @@ import json
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -46,14 +46,17 @@ def rows(result, split: str | None = None) -> list:
 
 
 @pytest.fixture
-def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """GENIES_PLUGINS names the toy category, as the guide says; everything it registered is undone."""
+def use_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], None]]:
+    """Name a plugin in GENIES_PLUGINS, as the guide says; everything it registered is undone afterwards."""
     registry.discover()
     builders, catalog_dirs = dict(registry._BUILDERS), list(registry._PLUGIN_CATALOG_DIRS)
     template_dirs = list(templating._extra_dirs)
-    monkeypatch.setenv("GENIES_PLUGINS", str(TOY / "toy_category.py"))
-    registry.reset_discovery()
-    yield
+
+    def use(module: Path) -> None:
+        monkeypatch.setenv("GENIES_PLUGINS", str(module))
+        registry.reset_discovery()
+
+    yield use
     registry._BUILDERS.clear()
     registry._BUILDERS.update(builders)
     registry._PLUGIN_CATALOG_DIRS[:] = catalog_dirs
@@ -62,7 +65,8 @@ def toy_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry.reset_discovery()
 
 
-def test_the_guide_toy_category_is_discovered_listed_built_and_validated(toy_plugin: None, tmp_path: Path) -> None:
+def test_the_guide_toy_category_is_discovered_listed_built_and_validated(use_plugin, tmp_path: Path) -> None:
+    use_plugin(TOY / "toy_category.py")
     listed = json.loads(cli("list", "--json"))
     assert {"toy_arithmetic", "perturbation", "lingual"} <= {c["name"] for c in listed["categories"]}
     toy = {d["name"]: d["buildable"] for d in listed["distributions"] if d["name"].startswith("toy_")}
@@ -74,6 +78,15 @@ def test_the_guide_toy_category_is_discovered_listed_built_and_validated(toy_plu
     report = tmp_path / "validation.json"
     cli("validate", str(version.path), "--strict", "--json", str(report))
     assert json.loads(report.read_text())
+
+
+def test_new_category_scaffold_builds_and_validates_as_written(use_plugin, tmp_path: Path) -> None:
+    cli("new-category", "legal_reasoning", "--dir", str(tmp_path / "plugins"))
+    use_plugin(tmp_path / "plugins" / "legal_reasoning" / "legal_reasoning.py")
+    cli("build", "--category", "legal_reasoning", "--out", str(tmp_path / "art"), "--version", "1")
+    cli("validate", str(tmp_path / "art" / "genies" / "1"), "--strict")
+    again = runner.invoke(app, ["new-category", "legal_reasoning", "--dir", str(tmp_path / "plugins")])
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
 
 
 def test_default_members_are_listed_and_any_p_builds_by_name() -> None:
