@@ -76,8 +76,10 @@ class SchemaResponder:
             return ""
         if fault == "refusal" and index == 0:
             return "I'm sorry, but I can't help with that request."
-        words = sentence(rng, rng.randint(14, 22))
-        body = f"{words} {FLAW} off." if worse else f"{words}."
+        words = sentence(rng, rng.randint(14, 22)).split()
+        if worse:
+            words[rng.randrange(1, len(words))] = FLAW
+        body = " ".join(words) + "."
         return f"Response {index + 2}: {body}" if fault == "debris" else body
 
 

@@ -5,6 +5,8 @@ and writes identical bytes. Plus the spec checks and the quality steps on hand-m
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from builders.recipes import STEPS, Candidate, RecipeRun, get_spec, load_spec, l
 from builders.recipes.steps import quality_problem, rouge_l, strip_debris
 from builders.registry import BuildContext, discover
 from builders.validation.run import validate_version
+from tests.conftest import FIXTURES
 from tests.llm_server import LLMServer, ServerConfig
 from tests.recipe_responder import FLAW, SchemaResponder
 
@@ -64,7 +67,7 @@ def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(fau
             assert sum(FLAW in r for r in record.responses) == len(record.responses) - 1
             assert not any(r.startswith("Response") for r in record.responses)
     validation = validate_version(report.path)
-    assert [c.check.name for c in validation.errors] == []
+    assert [c.check.name for c in validation.errors + validation.warnings] == []
     hits_before = sum(faulty_server.hits.values())
     replay = build_version(faulty_server, tmp_path / "cache", tmp_path / "b", RECIPES, offline=True)
     assert sum(faulty_server.hits.values()) == hits_before
@@ -103,6 +106,43 @@ def test_every_candidate_is_built_or_rejected_with_a_step_label(tmp_path: Path) 
     later = [r for r in ctx.rejects if r.raw["step"] != "generate"]
     assert len(made) == len(candidates) + len(later) and later
     assert {r.reason.split(":")[0] for r in later} <= {"worse", "check", "quality", "dedupe"}
+
+
+@pytest.fixture(scope="module")
+def source_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sources")
+
+
+def test_alpaca_mmlu_mixes_alpaca_items_with_mmlu_half_and_half(
+    faulty_server: LLMServer, sources_mirror: Path, source_cache: Path, tmp_path: Path
+) -> None:
+    mirror = os.pathsep.join([str(sources_mirror), str(FIXTURES / "recipes")])
+    options = BuildOptions(limit=LIMIT, mirror=mirror, cache_dir=source_cache)
+    with engine_for(faulty_server, tmp_path) as engine:
+        result = build_distribution("alpaca_mmlu", options, engine)
+    assert result.status == BUILT, result.reason
+    rows = [r for split in result.splits.values() for r in split]
+    alpaca = [r for r in rows if r.meta.get("from_alpaca")]
+    assert len(alpaca) >= len(rows) // 4 and len(rows) - len(alpaca) >= len(rows) // 4
+    upstream = {row["output"] for row in json.loads((FIXTURES / "recipes/alpaca_cleaned/alpaca_data_cleaned.json").read_text())}
+    for record in alpaca:
+        assert record.group.startswith("alpaca_cleaned:") and record.provenance.source == "alpaca_cleaned"
+        assert record.responses[record.preferred] in upstream and len(record.responses) == 4
+
+
+def test_alpaca_mmlu_without_llm_or_alpaca_source_builds_mmlu_only_and_says_why(
+    faulty_server: LLMServer, sources_mirror: Path, source_cache: Path, tmp_path: Path
+) -> None:
+    without_llm = build_distribution(
+        "alpaca_mmlu", BuildOptions(limit=LIMIT, mirror=str(sources_mirror), cache_dir=source_cache), None)
+    with engine_for(faulty_server, tmp_path) as engine:  # a fresh source cache: alpaca_cleaned nowhere
+        options = BuildOptions(limit=LIMIT, mirror=str(sources_mirror), cache_dir=tmp_path / "sources")
+        without_source = build_distribution("alpaca_mmlu", options, engine)
+        assert not engine.stats.by_step
+    for result, missing in ((without_llm, "an LLM"), (without_source, "source alpaca_cleaned")):
+        assert result.status == BUILT
+        assert not any(r.meta.get("from_alpaca") for split in result.splits.values() for r in split)
+        assert any(f"missing here: {missing}" in note for note in result.context.notes)
 
 
 def test_dry_run_estimates_without_sending_or_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,7 @@ from builders.categories._sourced import (
     kept,
     sourced_record,
 )
+from builders.recipes import mixed_with_recipe
 from builders.recipes.topup import top_up, top_up_templates
 from builders.registry import BuildContext, distribution
 from builders.schema import Record
@@ -118,8 +119,8 @@ def _options(
 
 @distribution("alpaca_mmlu", templates=[ALPACA.name])
 def build_alpaca_mmlu(ctx: BuildContext) -> Iterable[Record]:
-    ctx.note(ALPACA_PART_NOTE)
-    return _options(ctx, ALPACA, _mmlu_questions(ctx))
+    """MMLU questions, mixed half and half with the Alpaca recipe (templates/alpaca_mmlu) when it can run."""
+    return mixed_with_recipe(ctx, _options(ctx, ALPACA, _mmlu_questions(ctx)), "alpaca_mmlu", ALPACA_PART_NOTE)
 
 
 @distribution("alpaca_chat", templates=[CHAT.name])

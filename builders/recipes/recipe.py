@@ -20,6 +20,7 @@ from builders.recipes.spec import Spec, load_spec
 from builders.recipes.steps import STEPS, Candidate, RecipeRun
 from builders.registry import BuildContext, BuilderFn, distribution
 from builders.schema import Provenance, Record
+from builders.sources import source_available
 from builders.templating import environment, render, template_id
 
 SPEC_FILE = "spec.toml"
@@ -63,13 +64,14 @@ def spec_templates(spec: Spec) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def run_recipe(ctx: BuildContext, spec: Spec) -> list[Candidate]:
-    """The candidates that survive every step of `spec`, in a deterministic order."""
+def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list[Candidate]:
+    """The candidates that survive every step of `spec`, in a deterministic order; `target` defaults to the
+    distribution's wanted rows plus a margin."""
     if ctx.llm is None:
         raise GeniesError(f"{spec.name} needs the LLM engine", "set OPENAI_BASE_URL (or use --dry-run to estimate)")
     run = RecipeRun(ctx, spec)
     steps = [STEPS[name] for name in spec.steps]
-    target = math.ceil(ctx.wanted * MARGIN)
+    target = math.ceil(ctx.wanted * MARGIN) if target is None else target
     for round_index in range(spec.max_rounds):
         missing = target - len(run.accepted)
         if missing <= 0:
@@ -88,10 +90,10 @@ def run_recipe(ctx: BuildContext, spec: Spec) -> list[Candidate]:
     return run.accepted
 
 
-def recipe_records(ctx: BuildContext, spec: Spec) -> Iterable[Record]:
+def recipe_records(ctx: BuildContext, spec: Spec, target: int | None = None) -> Iterable[Record]:
     """The records of `spec`'s candidates: preferred response first (the pipeline balances positions)."""
     template_ids = {name: template_id(name) for name in (spec.prompt, spec.prompt_with_input)}
-    for candidate in run_recipe(ctx, spec):
+    for candidate in run_recipe(ctx, spec, target):
         prompt_format = spec.prompt_with_input if candidate.input else spec.prompt
         yield Record(
             distribution=ctx.distribution,
@@ -106,6 +108,31 @@ def recipe_records(ctx: BuildContext, spec: Spec) -> Iterable[Record]:
             input=candidate.input or None,
             meta={**spec.meta, **candidate.meta, "recipe": spec.name},
         )
+
+
+def _unavailable_sources(ctx: BuildContext, spec: Spec) -> list[str]:
+    needed = [spec.upstream.source] if spec.upstream and "upstream" in spec.steps else []
+    return [name for name in needed if not source_available(name, ctx.mirror, ctx.cache_dir)]
+
+
+def mixed_with_recipe(ctx: BuildContext, records: Iterable[Record], spec_name: str, note: str) -> list[Record]:
+    """A deterministic builder's `records` mixed half and half with the records of the LLM recipe
+    `spec_name` (a `register = false` spec), e.g. alpaca_mmlu's MMLU questions with Alpaca items.
+
+    Without an LLM or the recipe's upstream source, `records` are returned as they are and `note` (plus
+    what is missing) goes to the build notes. When the recipe falls short, more of `records` fill the size.
+    """
+    spec = get_spec(spec_name)
+    missing = _unavailable_sources(ctx, spec)
+    if ctx.llm is None or missing:
+        ctx.note(f"{note} (missing here: {'source ' + ', '.join(missing) if missing else 'an LLM'})")
+        return list(records)
+    target = math.ceil(ctx.wanted * MARGIN)
+    generated = list(recipe_records(ctx, spec, target=math.ceil(target / 2)))
+    base = list(records)
+    keep = min(len(base), max(len(generated), target - len(generated)))
+    chosen = sorted(ctx.rng("mix").sample(range(len(base)), keep))
+    return [base[i] for i in chosen] + generated
 
 
 def _builder(name: str) -> BuilderFn:
