@@ -280,7 +280,8 @@ def translate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
             failed.add(id(candidate))
             continue
         candidate.requests.append(result.key)
-        translated.setdefault(id(candidate), {})[part] = result.parsed["translation"]
+        text = result.parsed["translation"]
+        translated.setdefault(id(candidate), {})[part] = f"{text} {part}" if run.planning else text
     kept = []
     for candidate in candidates:
         if id(candidate) in failed:

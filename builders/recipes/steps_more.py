@@ -22,7 +22,7 @@ from typing import Any
 
 from builders.llm import ChatResult
 from builders.recipes.recipe import STEP_TEMPLATES
-from builders.recipes.steps import Candidate, RecipeRun, step
+from builders.recipes.steps import Candidate, RecipeRun, step, strip_debris
 from builders.templating import render
 
 STEP_TEMPLATES.update({
@@ -38,7 +38,8 @@ STOPWORDS = frozenset((
     "only", "other", "over", "same", "several", "should", "some", "such", "than", "that", "their", "them",
     "then", "there", "these", "they", "this", "those", "through", "under", "until", "upon", "very", "what",
     "when", "where", "which", "while", "whom", "whose", "will", "with", "within", "without", "would", "your",
-    "true", "false", "none",
+    "true", "false", "none", "else", "anything", "something", "nothing", "everything", "many", "least", "like",
+    "make", "made", "following", "best", "likely", "following", "statement", "statements", "question",
 ))
 MAX_PAIRS = 6
 
@@ -273,7 +274,7 @@ def attribution_replies(run: RecipeRun, candidates: list[Candidate]) -> list[Can
                        {"request": result.key, "raw": result.raw})
             continue
         candidate.requests.append(result.key)
-        body = result.parsed["answer"].strip()
+        body = strip_debris(result.parsed["answer"])
         named = [a for a in (candidate.meta["true_author"], candidate.meta["wrong_author"])
                  if re.search(rf"\b{re.escape(_surname(a))}\b", body.lower())]
         if named and not run.planning:
