@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 FLAW = "slightly"
-WORDS = ("river planet garden copper violin lantern meadow harbor pencil thunder orchard canvas falcon marble "
-         "pepper glacier saddle cobalt tunnel feather puzzle basket comet walnut ribbon anchor desert cactus "
-         "timber quartz velvet beacon pillow island shovel honey cedar kettle magnet prairie tulip ember "
-         "summit ferry lemon candle crystal window ladder compass maple oyster parrot jigsaw").split()
+WORDS = [
+    "river", "planet", "garden", "copper", "violin", "lantern", "meadow", "harbor", "pencil", "thunder",
+    "orchard", "canvas", "falcon", "marble", "pepper", "glacier", "saddle", "cobalt", "tunnel", "feather",
+    "puzzle", "basket", "comet", "walnut", "ribbon", "anchor", "desert", "cactus", "timber", "quartz",
+    "velvet", "beacon", "pillow", "island", "shovel", "honey", "cedar", "kettle", "magnet", "prairie",
+    "tulip", "ember", "summit", "ferry", "lemon", "candle", "crystal", "window", "ladder", "compass",
+    "maple", "oyster", "parrot", "jigsaw",
+]
 FAULTS = ("invalid_json", "wrong_shape", "empty_strings", "debris", "refusal", "fenced", "wrong_pick")
 
 

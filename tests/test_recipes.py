@@ -16,8 +16,22 @@ from typer.testing import CliRunner
 from builders.cli import app
 from builders.errors import GeniesError
 from builders.llm import Engine, LLMConfig
-from builders.pipeline import BUILT, FAILED, BuildOptions, BuildRequest, build_distribution, run_build
-from builders.recipes import STEPS, Candidate, RecipeRun, get_spec, load_spec, load_specs
+from builders.pipeline import (
+    BUILT,
+    FAILED,
+    BuildOptions,
+    BuildRequest,
+    build_distribution,
+    run_build,
+)
+from builders.recipes import (
+    STEPS,
+    Candidate,
+    RecipeRun,
+    get_spec,
+    load_spec,
+    load_specs,
+)
 from builders.recipes.steps import quality_problem, rouge_l, strip_debris
 from builders.registry import BuildContext, discover
 from builders.validation.run import validate_version
