@@ -39,7 +39,7 @@ class LLMConfig:
     """Everything an `Engine` needs. `prices` maps model -> (USD per 1M input tokens, per 1M output tokens)."""
 
     base_url: str = OPENAI_BASE_URL
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     model: str = "gpt-4o-mini"
     cache_path: Path = DEFAULT_CACHE
     concurrency: int = 16
