@@ -177,8 +177,13 @@ def _digest_tree(root: Path, pattern: str) -> list[tuple[str, str]]:
 
 
 def code_version() -> str:
-    """Hash of the pipeline's own code and templates: a change to either changes every fingerprint."""
-    parts = {"builders": _digest_tree(PACKAGE_DIR, "*.py"), "templates": _digest_tree(TEMPLATES_DIR, "*")}
+    """Hash of the pipeline's own code, catalog data and templates: a change to any changes every fingerprint.
+
+    The catalog's TOML counts as code: families.toml maps a member's name to its parameters (a language
+    code to the language named in the translation prompt).
+    """
+    parts = {"builders": _digest_tree(PACKAGE_DIR, "*.py"), "catalog": _digest_tree(PACKAGE_DIR / "catalog", "*.toml"),
+             "templates": _digest_tree(TEMPLATES_DIR, "*")}
     return _hash(parts)
 
 

@@ -2,8 +2,8 @@
 
 Statistical tolerance of the edit-rate test: every word is edited independently with probability p, so
 the number of edits E over N words is Binomial(N, p) and the measured rate E/N has standard deviation
-sqrt(p(1-p)/N). The test accepts |E/N - p| <= 4 standard deviations (about 0.014 for p = 0.3 over the
-~4,000 words of the build below): a correct implementation fails it for fewer than 1 seed in 15,000,
+sqrt(p(1-p)/N). The test accepts |E/N - p| <= 4 standard deviations (about 0.022 for p = 0.3 over the
+~7,000 words of the build below): a correct implementation fails it for fewer than 1 seed in 15,000,
 while a rate off by a tenth of p fails it. The same bound holds for the share of each edit (1/3 each).
 """
 

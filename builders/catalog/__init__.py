@@ -217,11 +217,11 @@ def _merge_dir(catalog: Catalog, directory: Path, pending: dict[str, dict[str, A
             catalog.families[family.name] = family
 
 
-def _member_build(base: str, adds_llm: bool) -> str:
+def _member_build(base_build: str, adds_llm: bool) -> str:
     """A member is built like its base, plus LLM calls when its family needs them."""
-    if not adds_llm or "LLM" in base:
-        return base
-    return f"{base}+LLM"
+    if not adds_llm or "LLM" in base_build:
+        return base_build
+    return f"{base_build}+LLM"
 
 
 def _attach_member(catalog: Catalog, member: Member) -> None:
