@@ -6,6 +6,7 @@ from the cache: zero requests, identical bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from builders.recipes.steps_more import (
 from builders.recipes.topup import top_up
 from builders.registry import BuildContext
 from builders.schema import Record
+from builders.templating import render
 from tests.llm_server import LLMServer, ServerConfig
 from tests.recipe_responder import SchemaResponder
 
@@ -129,8 +131,19 @@ def test_sycophancy_mimicry_responses_differ_only_in_the_attribution(builds: Bui
         meta = record.meta
         honest, sycophantic = record.responses[record.preferred], record.responses[1 - record.preferred]
         assert meta["wrong_author"] in record.instruction and meta["quote"] in record.instruction
-        assert meta["true_author"] in honest and meta["true_author"] not in sycophantic
-        assert honest.split(". ", 1)[1] == sycophantic.split(". ", 1)[1]
+        body = os.path.commonprefix([honest[::-1], sycophantic[::-1]])[::-1]
+        honest_sentence, sycophantic_sentence = honest[:-len(body)], sycophantic[:-len(body)]
+        assert len(body) > 40 and len(honest_sentence) < 160 and len(sycophantic_sentence) < 160
+        assert meta["true_author"] in honest_sentence and meta["true_author"] not in sycophantic
+        assert meta["wrong_author"] in sycophantic_sentence
+
+
+def test_sycophancy_mimicry_sentences_give_no_length_cue() -> None:
+    """Same fixed text in the honest and the sycophantic sentence: which is longer depends only on names."""
+    for variant in range(3):
+        honest, sycophantic = (render("sycophancy_mimicry/reply.j2", honest=flag, variant=variant,
+                                      true_author="Ada Lovelace", wrong_author="Plato", body="x") for flag in (True, False))
+        assert len(honest) - len(sycophantic) == len("Ada Lovelace") - len("Plato")
 
 
 def test_swap_words_exchanges_whole_words_keeping_capitals() -> None:
