@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from builders import registry, templating
 from builders.categories.perturbation import EDITS, perturb_text, word_list
 from builders.cli import app
 from builders.export import Version
+from builders.llm import ChatResult
 from builders.pipeline import BUILT, BuildOptions, build_distribution
 from tests.conftest import REPO
 from tests.llm_server import LLMServer
@@ -218,3 +220,30 @@ def test_lingual_builds_then_replays_offline_and_both_categories_flow_through_ev
     cli("eval", str(first), "--shifts", "all", "--scorer", "bow", "--out", str(tmp_path / "eval"))
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert {r["category"] for r in results if r.get("category")} == {"perturbation", "lingual"}
+
+
+class _DigitlessTranslator:
+    """An engine stand-in: wraps each text in «», and fails every text that holds a digit."""
+
+    model = "stub"
+
+    def run_batch(self, requests, show_progress: bool = True) -> list[ChatResult]:
+        results = []
+        for i, request in enumerate(requests):
+            text = re.search(r"<<<TEXT\n(.*)\nTEXT>>>", request.messages[0]["content"], re.DOTALL).group(1)
+            if re.search(r"\d", text):
+                results.append(ChatResult(f"k{i}", request.step, "failed", reason="server down", raw="502"))
+            else:
+                results.append(ChatResult(f"k{i}", request.step, "answer", text=f"«{text}»", parsed=f"«{text}»"))
+        return results
+
+
+def test_a_failed_translation_rejects_its_row_with_the_reason(sources_mirror: Path) -> None:
+    options = BuildOptions(train_size=60, test_size=20, mirror=sources_mirror)
+    result = build_distribution("arc_easy__roundtrip_response_de", options, _DigitlessTranslator())
+    kept = rows(result)
+    assert result.status == BUILT and kept
+    assert all(r.startswith("««") and r.endswith("»»") for record in kept for r in record.responses)
+    assert not any(re.search(r"\d", "".join(record.responses)) for record in kept)
+    rejected = [r for r in result.context.rejects if r.reason.startswith("translation failed")]
+    assert rejected and all(r.reason == "translation failed: server down" and "502" in r.raw["raw"] for r in rejected)

@@ -21,6 +21,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -87,27 +88,45 @@ def _pick(words: Sequence[str], draw: float, avoid: str) -> str:
     return words[index] if words[index] != avoid else words[(index + 1) % len(words)]
 
 
-@distribution_family("perturbation")
-def build_perturbed(ctx: BuildContext, member: Member) -> Iterator[Record]:
-    """Every row of the base with its words perturbed; `meta.perturbation` says how and how much."""
-    p, ops = float(member.params["p"]), OPS[member.params["ops"]]
-    placement = member.params["placement"]
-    edits_prompt, edits_responses = PLACEMENTS[placement]
-    words = word_list()
-    for row in base_rows(ctx, member.base):
+@dataclass(frozen=True)
+class Perturbation:
+    """What a perturbation member does to each base row: which texts, how often, which edits."""
+
+    p: float
+    ops: tuple[str, ...]
+    placement: str
+    seed: int
+
+    @classmethod
+    def of(cls, member: Member, seed: int) -> Perturbation:
+        params = member.params
+        return cls(float(params["p"]), OPS[params["ops"]], params["placement"], seed)
+
+    def apply(self, row: Record, distribution: str, words: Sequence[str]) -> Record:
+        """The row with its texts perturbed; `meta.perturbation` says how and how much."""
         counts: Counter[str] = Counter()
 
         def edit(field: str, text: str) -> str:
-            new, made = perturb_text(text, p, seeded_rng("perturbation", ctx.seed, row.id, field), words, ops)
+            rng = seeded_rng("perturbation", self.seed, row.id, field)
+            new, made = perturb_text(text, self.p, rng, words, self.ops)
             counts.update(made)
             return new
 
+        edits_prompt, edits_responses = PLACEMENTS[self.placement]
         changes = edit_prompt(row, edit) if edits_prompt else {}
         if edits_responses:
             changes["responses"] = [edit(f"response:{i}", text) for i, text in enumerate(row.responses)]
-        info = {"p": p, "placement": placement, "ops": list(ops), "words": counts["words_seen"],
+        info = {"p": self.p, "placement": self.placement, "ops": list(self.ops), "words": counts["words_seen"],
                 "edits": {op: counts[op] for op in EDITS}}
-        yield derived(row, ctx.distribution, {"perturbation": info}, **changes)
+        return derived(row, distribution, {"perturbation": info}, **changes)
+
+
+@distribution_family("perturbation")
+def build_perturbed(ctx: BuildContext, member: Member) -> Iterator[Record]:
+    """Every row of the base with its words perturbed."""
+    perturbation, words = Perturbation.of(member, ctx.seed), word_list()
+    for row in base_rows(ctx, member.base):
+        yield perturbation.apply(row, ctx.distribution, words)
 
 
 def word_list_from_mmlu(mmlu_dir: Path, size: int = 2000) -> list[str]:
