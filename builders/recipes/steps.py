@@ -147,7 +147,8 @@ def generate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
     schema = {"type": "object", "required": ["items"], "additionalProperties": False,
               "properties": {"items": {"type": "array", "items": ITEM_SCHEMA, "minItems": 1,
                                        "maxItems": spec.per_call}}}
-    variables = [{"task": render(spec.template("task")), "seeds": _seeds_for(run, i), "count": spec.per_call}
+    task = render(spec.template("task"))
+    variables = [{"task": task, "seeds": _seeds_for(run, i), "count": spec.per_call, "batch": i + 1}
                  for i in indices]
     for index, result in zip(indices, run.ask("generate", "recipes/generate.j2", variables, schema, indices)):
         if not result.ok:
