@@ -28,10 +28,10 @@ GOLDEN = {
     "ranking_logic_easy/train": "dc6e53d509dba9a599cacf89ae1d9db092b85593362a3e139bdbf0cbcb80d54d",
     "ranking_logic_hard/test": "69fb408f4759304e5436c861ab4b2bd231cc5a85b8bb9ba0698e21bd1a6672b6",
     "ranking_logic_hard/train": "5337b71745d3bd538656812b52de0012c08016cea34d6f0ae0c0c300affdfefc",
-    "raven_easy/test": "066ef08b01279dc6dc67b3d54c883fd514088aa4e2193637d288973a4b0e851f",
-    "raven_easy/train": "03237aad4e5b1c5b6054eea06f6d3e2ee8d8bdd9f65e7cc3caa9668da074348f",
-    "raven_matrices/test": "02c410bc5de6e0d9ba91c760c15541784ca2c71e9cddf1c44ed667ee0bc8ac4e",
-    "raven_matrices/train": "bd66c0b0c944323bf49db93b0dd2bd7f4e0683ef58f133b8c97f853e26e80c9b",
+    "raven_easy/test": "dcb691807c9f6191230a7b0e4ec60e40db878ce1441842129561607a29814057",
+    "raven_easy/train": "bccd97776cd08b0ed4d9b9c60e3717037a274f9da02416bcbb47016629a2d539",
+    "raven_matrices/test": "3f91e4d8244b89d0d3412c5a02e4b840cfe060ca4a2077058a8193f849c4e1c1",
+    "raven_matrices/train": "da7a6a5a6e595e37d66c0d4ea982bef195f4bdb85ae1977de7af806e9bea0803",
 }
 
 BUILD_SNIPPET = """

@@ -78,18 +78,60 @@ def test_rule_inference_on_hand_made_grids(visible, expected):
 
 
 @pytest.mark.parametrize("configuration", sorted(CONFIGURATIONS))
-def test_raven_items_have_one_correct_candidate_and_distractors_break_one_attribute(configuration):
+def test_raven_items_have_one_correct_candidate_and_distractors_bisect_two_attributes(configuration):
     for seed in range(10):
         puzzle = generate_raven(random.Random(seed), configuration)
         visible = list(puzzle.panels[:-1])
         assert violations(configuration, visible, puzzle.answer) == []
         broken = [violations(configuration, visible, d) for d in puzzle.distractors]
-        assert [len(b) for b in broken] == [1, 1, 1]
-        assert [b[0] for b in broken] == list(puzzle.broken)
+        assert broken == [list(b) for b in puzzle.broken]
+        first, second = broken[0], broken[1]
+        assert len(first) == len(second) == 1 and first != second and sorted(broken[2]) == sorted(first + second)
         texts = [puzzle.candidate_text(p) for p in (puzzle.answer, *puzzle.distractors)]
         assert len(set(texts)) == 4
         expected = solve_raven(configuration, visible)
         assert all(v is not None for k, v in expected.items() if not k.endswith(".position"))
+
+
+CHANCE, TOLERANCE = 0.25, 0.05  # 4 options; 0.05 is more than 2 standard deviations of 300+ items at chance
+
+
+def _features(panel) -> list[object]:
+    """What a candidate shows, attribute by attribute: each component's positions, type, size and color."""
+    features = []
+    for slots in panel:
+        entity = next(e for e in slots if e is not None)
+        features += [frozenset(i for i, e in enumerate(slots) if e is not None), entity.type, entity.size, entity.color]
+    return features
+
+
+def _expected_hit(scores: list[float], pick_highest: bool) -> float:
+    """Chance that a heuristic picking the best score (ties broken at random) picks candidate 0, the answer."""
+    best = max(scores) if pick_highest else min(scores)
+    winners = [i for i, s in enumerate(scores) if s == best]
+    return 1 / len(winners) if 0 in winners else 0.0
+
+
+def _agreement_scores(candidates: list[list[object]]) -> list[float]:
+    """Per candidate, how many (other candidate, attribute) pairs share its value: high = typical."""
+    return [
+        sum(other[k] == mine[k] for other in candidates for k in range(len(mine)) if other is not mine)
+        for mine in candidates
+    ]
+
+
+def test_raven_candidates_give_no_majority_or_odd_one_out_cue():
+    """Without the matrix, 'the most typical candidate' and 'the odd one out' must score at chance."""
+    majority = odd_one_out = 0.0
+    configurations = sorted(CONFIGURATIONS)
+    items = 42 * len(configurations)
+    for seed in range(items):
+        puzzle = generate_raven(random.Random(seed), configurations[seed % len(configurations)])
+        scores = _agreement_scores([_features(p) for p in (puzzle.answer, *puzzle.distractors)])
+        majority += _expected_hit(scores, pick_highest=True)
+        odd_one_out += _expected_hit(scores, pick_highest=False)
+    assert majority / items <= CHANCE + TOLERANCE
+    assert odd_one_out / items <= CHANCE + TOLERANCE
 
 
 def test_raven_configurations_have_the_i_raven_structure():
@@ -108,6 +150,20 @@ def test_numeric_patterns_have_exactly_one_completing_candidate():
         candidates = [puzzle.answer, *puzzle.distractors]
         assert len(set(candidates)) == 4
         assert [completes(visible, c) for c in candidates] == [True, False, False, False]
+
+
+def test_numeric_candidates_give_no_middle_largest_or_smallest_cue():
+    items = 400
+    hits = {"middle": 0.0, "largest": 0.0, "smallest": 0.0}
+    for seed in range(items):
+        puzzle = generate_numeric(random.Random(seed))
+        candidates = [puzzle.answer, *puzzle.distractors]
+        assert len({b - a for a, b in itertools.pairwise(sorted(candidates))}) == 1, "evenly spaced"
+        spread = [sum(abs(c - other) for other in candidates) for c in candidates]
+        hits["middle"] += _expected_hit(spread, pick_highest=False)
+        hits["largest"] += _expected_hit(candidates, pick_highest=True)
+        hits["smallest"] += _expected_hit(candidates, pick_highest=False)
+    assert {name: hit / items <= CHANCE + TOLERANCE for name, hit in hits.items()} == dict.fromkeys(hits, True), hits
 
 
 def test_crt_items_have_computed_correct_and_intuitive_answers():

@@ -89,7 +89,7 @@ def build_raven_matrices(ctx: BuildContext) -> Iterable[Record]:
             "puzzles/raven.j2", parts=puzzle.names, rows=puzzle.rows_text()
         )
         responses = [puzzle.candidate_text(p) for p in (puzzle.answer, *puzzle.distractors)]
-        meta = {"configuration": configuration, "rules": list(puzzle.rules), "distractors_break": list(puzzle.broken)}
+        meta = {"configuration": configuration, "rules": list(puzzle.rules), "distractors_break": [list(b) for b in puzzle.broken]}
         return instruction, responses, meta
 
     return _records(ctx, "puzzles/raven.j2", make)

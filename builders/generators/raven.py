@@ -3,12 +3,17 @@
 `generate_raven` follows the structure of the 7 I-RAVEN configurations: a panel is made of components
 (one centred shape, a 2x2 or 3x3 grid, left/right, up/down, out/in pairs), and for every component each
 attribute (layout = number and position of shapes, type, size, color) follows one row rule from
-`builders.generators.rules`. The answer is the bottom-right panel; every distractor is the answer with
-exactly one attribute of one component changed, the I-RAVEN recipe that keeps answers from being guessable
-from the candidates alone. `solve_raven` re-derives the expected answer from the eight visible panels
-without knowing the rules, which is how tests prove each item has exactly one correct candidate.
+`builders.generators.rules`. The answer is the bottom-right panel. The candidates come from I-RAVEN's
+attribute bisection: two attributes are picked, each gets one wrong value, and the four candidates are all
+combinations of {right value, wrong value} for the two. Every value then appears on exactly two candidates,
+so neither a per-attribute majority vote nor an "odd one out" choice can find the answer without reading
+the matrix (distractors that each change one attribute would make the answer the majority value).
+`solve_raven` re-derives the expected answer from the eight visible panels without knowing the rules,
+which is how tests prove each item has exactly one correct candidate.
 
-`generate_numeric` makes the easy variant: one number per cell following one row rule.
+`generate_numeric` makes the easy variant: one number per cell following one row rule. Its candidates are
+four evenly spaced numbers with the answer at a uniformly drawn rank, so "the middle value" or "the
+largest" is right one time in four.
 """
 
 from __future__ import annotations
@@ -65,7 +70,7 @@ class RavenPuzzle:
     configuration: str
     panels: tuple[Panel, ...]  # 9 panels in reading order; the last is the answer
     distractors: tuple[Panel, ...]
-    broken: tuple[str, ...]  # "component.attribute" each distractor changes
+    broken: tuple[tuple[str, ...], ...]  # the "component.attribute"s each distractor breaks
     rules: tuple[str, ...]  # "component.attribute=rule", for the record's metadata
 
     @property
@@ -192,17 +197,33 @@ def _component_panels(rng: random.Random, name: str, slots: int) -> tuple[list[C
     return components, rules
 
 
-def _break(rng: random.Random, component: Component, attribute: str) -> Component:
-    """`component` with one attribute redrawn (the caller checks that exactly that attribute broke)."""
-    entity = next(e for e in component if e is not None)
-    slots = len(component)
+Change = tuple[int, str, object]  # (component index, attribute, new value); a layout's value is its positions
+
+
+def _wrong_value(rng: random.Random, component: Component, attribute: str) -> object:
+    """A redrawn value for one attribute (the caller checks that it really breaks that attribute)."""
     if attribute == "layout":
-        layout = frozenset(rng.sample(range(slots), rng.randint(1, slots)))
-        return tuple(entity if s in layout else None for s in range(slots))
+        slots = len(component)
+        return frozenset(rng.sample(range(slots), rng.randint(1, slots)))
     low, high = {"type": (0, len(SHAPES) - 1), "size": SIZES, "color": COLORS}[attribute]
-    value = rng.choice([v for v in range(low, high + 1) if v != getattr(entity, attribute)])
-    changed = dataclasses.replace(entity, **{attribute: value})
-    return tuple(changed if e is not None else None for e in component)
+    current = getattr(next(e for e in component if e is not None), attribute)
+    return rng.choice([v for v in range(low, high + 1) if v != current])
+
+
+def _changed(component: Component, attribute: str, value: object) -> Component:
+    """`component` with one attribute set; changes commute, as every shape of a panel's component is alike."""
+    entity = next(e for e in component if e is not None)
+    if attribute == "layout":
+        return tuple(entity if s in value else None for s in range(len(component)))
+    entity = dataclasses.replace(entity, **{attribute: value})
+    return tuple(entity if e is not None else None for e in component)
+
+
+def _apply(panel: Panel, changes: tuple[Change, ...]) -> Panel:
+    components = list(panel)
+    for index, attribute, value in changes:
+        components[index] = _changed(components[index], attribute, value)
+    return tuple(components)
 
 
 def _breakable(configuration: str) -> list[tuple[int, str]]:
@@ -212,8 +233,8 @@ def _breakable(configuration: str) -> list[tuple[int, str]]:
     return found
 
 
-def generate_raven(rng: random.Random, configuration: str, n_distractors: int = 3) -> RavenPuzzle:
-    """A matrix in `configuration` with a unique answer and distractors that each break one attribute."""
+def generate_raven(rng: random.Random, configuration: str) -> RavenPuzzle:
+    """A matrix in `configuration` with a unique answer and three attribute-bisection distractors."""
     while True:
         per_component, rules = [], []
         for name, slots in CONFIGURATIONS[configuration]:
@@ -224,29 +245,28 @@ def generate_raven(rng: random.Random, configuration: str, n_distractors: int = 
         answer, expected = panels[-1], solve_raven(configuration, panels[:-1])
         if _broken(configuration, expected, answer):
             continue
-        found = _distractors(rng, configuration, expected, answer, n_distractors)
+        found = _bisection_distractors(rng, configuration, expected, answer)
         if found is not None:
             distractors, broken = found
             return RavenPuzzle(configuration, tuple(panels), distractors, broken, tuple(rules))
 
 
-def _distractors(
-    rng: random.Random, configuration: str, expected: dict[str, object], answer: Panel, wanted: int, tries: int = 20
-) -> tuple[tuple[Panel, ...], tuple[str, ...]] | None:
-    """`wanted` distinct candidates, each breaking a different single attribute (None if none found)."""
-    distractors: list[Panel] = []
-    broken: list[str] = []
-    for index, attribute in rng.sample(_breakable(configuration), wanted):
-        label = f"{CONFIGURATIONS[configuration][index][0]}.{attribute}"
-        for _ in range(tries):
-            candidate = tuple(_break(rng, c, attribute) if i == index else c for i, c in enumerate(answer))
-            if candidate not in distractors and _broken(configuration, expected, candidate) == [label]:
-                distractors.append(candidate)
-                broken.append(label)
-                break
-        else:
-            return None
-    return tuple(distractors), tuple(broken)
+def _bisection_distractors(
+    rng: random.Random, configuration: str, expected: dict[str, object], answer: Panel, tries: int = 20
+) -> tuple[tuple[Panel, ...], tuple[tuple[str, ...], ...]] | None:
+    """Distractors (first wrong, second wrong, both wrong) for two random attributes; None if none found.
+
+    Each wrong value must break exactly its own attribute, and the double change exactly both.
+    """
+    targets = rng.sample(_breakable(configuration), 2)
+    labels = [f"{CONFIGURATIONS[configuration][index][0]}.{attribute}" for index, attribute in targets]
+    for _ in range(tries):
+        changes = [(index, attribute, _wrong_value(rng, answer[index], attribute)) for index, attribute in targets]
+        distractors = tuple(_apply(answer, chosen) for chosen in ((changes[0],), (changes[1],), tuple(changes)))
+        broken = tuple(tuple(_broken(configuration, expected, d)) for d in distractors)
+        if [set(b) for b in broken] == [{labels[0]}, {labels[1]}, set(labels)]:
+            return distractors, broken
+    return None
 
 
 @dataclass(frozen=True)
@@ -265,9 +285,17 @@ class NumericPuzzle:
 
 
 def generate_numeric(rng: random.Random, low: int = 1, high: int = 12, n_distractors: int = 3) -> NumericPuzzle:
-    """A 3x3 number pattern with one row rule, its unique answer and plausible wrong numbers."""
-    rule, grid = _draw(rng, RULE_NAMES, low, high)
-    (a, b), answer = grid[2][:2], grid[2][2]
-    tempting = {a, b, a + b, abs(a - b), grid[1][2], grid[0][2], answer + 1, answer - 1, answer + 2, answer - 2}
-    wrong = sorted(v for v in tempting if v != answer and v >= 0)
-    return NumericPuzzle(tuple(map(tuple, grid)), rule, tuple(rng.sample(wrong, n_distractors)))
+    """A 3x3 number pattern with one row rule, its unique answer and evenly spaced wrong numbers.
+
+    The rank of the answer among the candidates and their spacing are drawn first, then patterns are
+    drawn until every candidate fits in [low, high]; so the rank is uniform and says nothing.
+    """
+    rank, step = rng.randrange(n_distractors + 1), rng.choice((1, 2))
+    while True:
+        rule, grid = _draw(rng, RULE_NAMES, low, high)
+        answer = grid[2][2]
+        candidates = [answer + (i - rank) * step for i in range(n_distractors + 1)]
+        if low <= candidates[0] and candidates[-1] <= high:
+            distractors = [v for v in candidates if v != answer]
+            rng.shuffle(distractors)
+            return NumericPuzzle(tuple(map(tuple, grid)), rule, tuple(distractors))
