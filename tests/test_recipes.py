@@ -64,9 +64,12 @@ def build_version(server: LLMServer, cache: Path, out: Path, names: list[str], o
 
 
 def version_bytes(root: Path) -> dict[str, bytes]:
-    """Every data file of a version (the manifest is compared without its command line and timings)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != "manifest.json"}
+    """Every data file of a version, and the manifest's content hash. The manifest and card also carry the
+    build fingerprint, which hashes the code: in a shared working tree another edit between the two builds
+    would change it, so they are left out of the comparison."""
+    data = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("manifest.json", "README.md")}
+    return {**data, "content_sha256": json.loads((root / "manifest.json").read_text())["content_sha256"].encode()}
 
 
 def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(faulty_server: LLMServer,
