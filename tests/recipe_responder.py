@@ -56,7 +56,9 @@ class SchemaResponder:
             return {"best": self.pick(properties["best"]["enum"], prompt, rng, fault == "wrong_pick")}
         if "answers" in properties:
             count = properties["answers"]["minItems"]
-            return {"answers": [self.text(rng, fault, worse=True, index=i) for i in range(count)]}
+            good = re.search(r"Good answer:\n(.*?)\n\nWrite", prompt, re.DOTALL)
+            words = len(good.group(1).split()) if good else 18
+            return {"answers": [self.text(rng, fault, worse=True, index=i, words=words) for i in range(count)]}
         if "items" in properties:
             count = rng.randint(1, properties["items"]["maxItems"])
             return {"items": [{"instruction": sentence(rng, 12) + "?", "input": sentence(rng, 6) if rng.random() < 0.3 else "",
@@ -75,12 +77,13 @@ class SchemaResponder:
         return rng.choice([c for c in choices if c != right]) if wrong else right
 
     @staticmethod
-    def text(rng: random.Random, fault: str | None, worse: bool = False, index: int = 0) -> str:
+    def text(rng: random.Random, fault: str | None, worse: bool = False, index: int = 0, words: int = 18) -> str:
+        """About `words` words (the good answer's length, for worse answers), or a broken text per `fault`."""
         if fault == "empty_strings":
             return ""
         if fault == "refusal" and index == 0:
             return "I'm sorry, but I can't help with that request."
-        words = sentence(rng, rng.randint(14, 22)).split()
+        words = sentence(rng, max(2, round(words * rng.uniform(0.8, 1.2)))).split()
         if worse:
             words[rng.randrange(1, len(words))] = FLAW
         body = " ".join(words) + "."

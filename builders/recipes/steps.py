@@ -69,6 +69,12 @@ class RecipeRun:
         """A dry run: placeholder answers flow through, so filters must not judge them."""
         return bool(getattr(self.ctx.llm, "dry_run", False))
 
+    def budget(self, chars: int) -> int:
+        """A completion cap for an answer of about `chars` characters of text: room for twice that (at ~3
+        characters a token) plus the JSON around it, never above the spec's `max_tokens`. It bounds what a
+        runaway answer costs and makes dry-run estimates close to real use."""
+        return min(self.spec.max_tokens, JSON_OVERHEAD_TOKENS + math.ceil(2 * chars / 3))
+
     def reject(self, candidate: Candidate | None, step_name: str, reason: str, raw: Any = None) -> None:
         material = {"step": step_name, **(candidate.raw() if candidate else {})}
         if raw is not None:
@@ -76,21 +82,25 @@ class RecipeRun:
         self.ctx.reject(f"{step_name}: {reason}", material)
 
     def ask(self, step_name: str, template: str, variables: Sequence[dict[str, Any]], schema: dict[str, Any],
-            samples: Sequence[int] | None = None, max_tokens: int | None = None,
+            samples: Sequence[int] | None = None, max_tokens: int | Sequence[int] | None = None,
             temperature: float | None = None) -> list[ChatResult]:
-        """One chat request per entry of `variables` (rendered into `template`), sent as one batch."""
+        """One chat request per entry of `variables` (rendered into `template`), sent as one batch.
+
+        `max_tokens` is one cap for all requests or one per request (default: the spec's `max_tokens`).
+        """
         samples = samples or [0] * len(variables)
-        params = {"temperature": self.spec.temperature if temperature is None else temperature,
-                  "max_tokens": max_tokens or self.spec.max_tokens}
+        caps = max_tokens if isinstance(max_tokens, Sequence) else [max_tokens or self.spec.max_tokens] * len(variables)
+        temperature = self.spec.temperature if temperature is None else temperature
         requests = [
             ChatRequest([{"role": "user", "content": render(template, **values)}], step=f"{self.spec.name}.{step_name}",
                         template=template_id(template), sample=sample, response_format=JsonSchema(schema),
-                        params=params)
-            for values, sample in zip(variables, samples)
+                        params={"temperature": temperature, "max_tokens": cap})
+            for values, sample, cap in zip(variables, samples, caps)
         ]
         return self.ctx.llm.run_batch(requests) if requests else []
 
 
+JSON_OVERHEAD_TOKENS = 64
 StepFn = Callable[[RecipeRun, list[Candidate]], list[Candidate]]
 
 
@@ -150,7 +160,9 @@ def generate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
     task = render(spec.template("task"))
     variables = [{"task": task, "seeds": _seeds_for(run, i), "count": spec.per_call, "batch": i + 1}
                  for i in indices]
-    for index, result in zip(indices, run.ask("generate", "recipes/generate.j2", variables, schema, indices)):
+    seed_chars = max(len(s.instruction) + len(s.input) + len(s.answer) for s in spec.seeds)
+    cap = run.budget(spec.per_call * seed_chars)
+    for index, result in zip(indices, run.ask("generate", "recipes/generate.j2", variables, schema, indices, cap)):
         if not result.ok:
             run.reject(None, "generate", result.reason or "no answer", {"request": result.key, "raw": result.raw})
             continue
@@ -223,12 +235,21 @@ def worse(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
     variables = [{"instruction": c.instruction, "input": c.input, "answer": c.preferred, "flaws": flaws,
                   "count": spec.worse_count, "examples": examples} for c in candidates]
     kept = []
-    for candidate, parsed in _answered(run, "worse", candidates, run.ask("worse", "recipes/worse.j2", variables, schema)):
+    caps = [run.budget(spec.worse_count * _answer_chars(run, c)) for c in candidates]
+    results = run.ask("worse", "recipes/worse.j2", variables, schema, max_tokens=caps)
+    for candidate, parsed in _answered(run, "worse", candidates, results):
         candidate.worse = list(parsed["answers"])
         if run.planning:
             candidate.worse = [f"{text} {i}" for i, text in enumerate(candidate.worse)]
         kept.append(candidate)
     return kept
+
+
+def _answer_chars(run: RecipeRun, candidate: Candidate) -> int:
+    """The preferred answer's length; in a dry run (placeholder answers) the longest seed answer's."""
+    if run.planning and run.spec.seeds:
+        return max(len(s.answer) for s in run.spec.seeds)
+    return len(candidate.preferred)
 
 
 def _check_order(run: RecipeRun, candidate: Candidate) -> list[int]:
@@ -271,7 +292,8 @@ def translate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
               "properties": {"translation": {"type": "string"}}}
     parts = [(c, part) for c in candidates for part in _translatable(c, spec.translate)]
     variables = [{"text": text, "language": spec.language} for _, (_, text) in parts]
-    results = run.ask("translate", "recipes/translate.j2", variables, schema)
+    caps = [run.budget(len(text)) for _, (_, text) in parts]
+    results = run.ask("translate", "recipes/translate.j2", variables, schema, max_tokens=caps)
     translated: dict[int, dict[str, str]] = {}
     failed: set[int] = set()
     for (candidate, (part, _)), result in zip(parts, results):
