@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import datasets
 import pytest
 from rapidfuzz.distance import Levenshtein
 from typer.testing import CliRunner
@@ -96,6 +97,8 @@ def test_default_members_are_listed_and_any_p_builds_by_name() -> None:
     targets = {s["target"] for s in listed["shifts"]}
     assert {f"arc_easy__perturb_{place}_p0.{k}" for place in ("prompt", "response", "both") for k in range(1, 10)} <= targets
     assert {s["label"] for s in listed["shifts"]} == {"robustness"}
+    assert {f["name"]: f["member"] for f in listed["families"]} == {
+        "perturbation": "{base}__perturb_{placement}_p{p}{ops}", "lingual": "{base}__{mode}_{placement}_{language}"}
     lingual = {s["target"] for s in json.loads(cli("list", "--json", "--category", "lingual"))["shifts"]}
     assert {f"alpaca_mmlu__roundtrip_both_{lang}" for lang in ("es", "fr", "de", "ru", "zh", "hi")} <= lingual
     assert registry.resolve("arc_hard__perturb_prompt_p0.35_delete") is not None
@@ -217,6 +220,8 @@ def test_lingual_builds_then_replays_offline_and_both_categories_flow_through_ev
     cli("publish", str(first), "--repo", "lab/genies", "--dry-run", str(tmp_path / "hub"))
     assert {f"data/{n}/test-00000-of-00001.parquet" for n in SHIFTED} <= {
         p.relative_to(tmp_path / "hub").as_posix() for p in (tmp_path / "hub").rglob("*.parquet")}
+    published = datasets.load_dataset(str(tmp_path / "hub"), "arc_easy__perturb_response_p0.5")
+    assert published["test"].num_rows == version.table("arc_easy__perturb_response_p0.5", "test").num_rows
     cli("eval", str(first), "--shifts", "all", "--scorer", "bow", "--out", str(tmp_path / "eval"))
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert {r["category"] for r in results if r.get("category")} == {"perturbation", "lingual"}
