@@ -31,14 +31,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import pyarrow as pa
 
 from builders.errors import GeniesError
 from builders.schema import RECORD_SCHEMA, Record, canonical_json, records_to_table
 from builders.templating import render
+
+if TYPE_CHECKING:
+    import datasets
 
 DEFAULT_ROOT = Path(os.environ.get("GENIES_ARTIFACTS", "artifacts"))
 MANIFEST = "manifest.json"
@@ -93,6 +95,8 @@ def _table_fingerprint(*parts: str) -> str:
 
 
 def _save_dataset(table: pa.Table, path: Path, tag: str) -> None:
+    import datasets  # imported on use: it costs seconds, and readers of a version only need pyarrow
+
     datasets.disable_progress_bars()
     ids = table.column("id").to_pylist() if "id" in table.column_names else [str(table.num_rows)]
     fingerprint = _table_fingerprint(tag, str(table.schema), *ids)
@@ -258,6 +262,8 @@ class Version:
         return sorted(self.manifest.get("distributions", {}))
 
     def load(self, name: str) -> datasets.DatasetDict:
+        import datasets
+
         return datasets.load_from_disk(str(self.path / "distributions" / name))
 
     def table(self, name: str, split: str) -> pa.Table:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from builders.catalog import load_catalog
 from builders.cli.common import console, err_console, print_json, summary_table
 from builders.export import DEFAULT_ROOT
-from builders.pipeline import (
-    FAILED,
-    NEEDS_SOURCE,
-    BuildFailed,
-    BuildOptions,
-    BuildReport,
-    BuildRequest,
-    DistributionResult,
-    run_build,
-    select_distributions,
-)
-from builders.registry import plugin_catalog_dirs
+
+if TYPE_CHECKING:
+    from builders.pipeline import BuildOptions, BuildReport, DistributionResult
 
 
 def _llm_engine(offline: bool):
@@ -76,6 +66,8 @@ def _report_json(report: BuildReport) -> dict:
 
 
 def _print_failures(results: list[DistributionResult]) -> None:
+    from builders.pipeline import FAILED
+
     for result in results:
         if result.status == FAILED and result.detail:
             err_console.print(f"[bold red]{result.name} failed:[/]\n{result.detail}", markup=True, highlight=False)
@@ -92,6 +84,8 @@ def _print_notes(report: BuildReport) -> None:
 
 
 def _print_outcome(report: BuildReport, version_given: bool) -> None:
+    from builders.pipeline import NEEDS_SOURCE
+
     if not version_given:
         console.print(f"version [bold]{report.version}[/] (derived from the build fingerprint; --version names it)")
     if report.noop:
@@ -138,6 +132,10 @@ def build_command(
     Example: [bold]genies build --benchmark genies --mirror ../shared/sources --version 1.0.0[/]
     Example: [bold]genies build alpaca_easy cooking --limit 20 --dry-run[/]
     """
+    from builders.catalog import load_catalog
+    from builders.pipeline import BuildFailed, BuildOptions, BuildRequest, run_build, select_distributions
+    from builders.registry import plugin_catalog_dirs
+
     catalog = load_catalog(plugin_catalog_dirs())
     options = BuildOptions(
         seed=seed, train_size=train_size, test_size=test_size, limit=limit,

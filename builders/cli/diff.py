@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from builders.cli.common import console, err_console, summary_table, write_json
-from builders.diff import VersionDiff, diff_versions
+
+if TYPE_CHECKING:
+    from builders.diff import VersionDiff
 
 
 def _arrow(a: object, b: object) -> str:
@@ -68,6 +70,8 @@ def diff_command(
 
     Example: [bold]genies diff genies/1.0.0 genies/1.1.0 --json diff.json[/]
     """
+    from builders.diff import diff_versions
+
     with err_console.status("comparing versions"):
         diff = diff_versions(a, b)
     if diff.manifest:

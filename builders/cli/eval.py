@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from builders.cli.common import console, summary_table
 from builders.errors import GeniesError
-from builders.evaluation.report import mean_of, write_eval_outputs
-from builders.evaluation.runner import ShiftResult, evaluate_shifts, select_shifts
-from builders.evaluation.scorers import build_scorer
 from builders.export import Version
+
+if TYPE_CHECKING:
+    from builders.evaluation.runner import ShiftResult
 
 TABLE_COLUMNS = {
     "shift": "shift", "source_accuracy": "src acc", "target_accuracy": "tgt acc", "zero_shot_accuracy": "0-shot",
@@ -39,6 +39,9 @@ def _table_row(result: ShiftResult) -> list[str]:
 
 
 def _run(version: Version, shifts_spec: str, scorer_spec: str, batch_size: int, max_length: int) -> list[ShiftResult]:
+    from builders.evaluation.runner import evaluate_shifts, select_shifts
+    from builders.evaluation.scorers import build_scorer
+
     shifts = select_shifts(version, shifts_spec)
     scorer = build_scorer(scorer_spec, batch_size=batch_size, max_length=max_length)
     results = []
@@ -63,6 +66,8 @@ def eval_command(
 
     Example: [bold]genies eval artifacts/genies/1.0.0 --shifts genies --scorer bow --out results/bow[/]
     """
+    from builders.evaluation.report import mean_of, write_eval_outputs
+
     version = Version.open(path)
     results = _run(version, shifts, scorer, batch_size, max_length)
     done = [r.row for r in results if r.ok]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress
 
 from builders.cli.common import console, summary_table
 from builders.export import DEFAULT_ROOT
-from builders.release import ImportReport, import_release
+
+if TYPE_CHECKING:
+    from builders.release import ImportReport
 
 
 def _print_report(report: ImportReport) -> None:
@@ -66,6 +68,8 @@ def import_release_command(
 
     Example: [bold]genies import-release ../shared/genies-release-sample --out artifacts --version 1.0.0[/]
     """
+    from builders.release import import_release
+
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=None)
         report = import_release(release_dir, out, version, dataset=dataset,

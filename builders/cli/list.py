@@ -6,9 +6,7 @@ from typing import Annotated
 
 import typer
 
-from builders.catalog import load_catalog
 from builders.cli.common import console, print_json, summary_table
-from builders.registry import discover, plugin_catalog_dirs
 
 
 def _buildable(name: str, needs_llm: bool, builders: dict) -> str:
@@ -27,6 +25,9 @@ def list_command(
 
     Example: [bold]genies list --benchmark genies[/]
     """
+    from builders.catalog import load_catalog
+    from builders.registry import discover, plugin_catalog_dirs
+
     catalog = load_catalog(plugin_catalog_dirs())
     builders = discover()
     shifts = catalog.select_shifts(category=category, benchmark=benchmark)

@@ -8,10 +8,6 @@ from typing import Annotated
 import typer
 
 from builders.cli.common import console, summary_table, write_json
-from builders.evaluation import metrics as m
-from builders.evaluation.plots import reliability_grid
-from builders.evaluation.score_files import compare_files
-from builders.evaluation.report import write_atomically
 
 COLUMNS = ("file", "n", "accuracy", "ece", "mean_confidence", "auroc", "fpr95")
 
@@ -36,6 +32,11 @@ def metrics_command(
 
     Example: [bold]genies metrics --id english.csv german_prompt.csv french.parquet --json m.json --out plots/[/]
     """
+    from builders.evaluation import metrics as m
+    from builders.evaluation.plots import reliability_grid
+    from builders.evaluation.report import write_atomically
+    from builders.evaluation.score_files import compare_files
+
     files, rows = compare_files(id_file, list(shifted or []))
     console.print(summary_table(
         f"Reward-score metrics (ID = {id_file}; rates in %)", ["file", "pairs", "accuracy", "ECE", "mean confidence", "AUROC", "FPR@95"],

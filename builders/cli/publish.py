@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,8 +12,9 @@ from rich.table import Table
 
 from builders.cli.common import console, summary_table
 from builders.export import Version
-from builders.publishing import PublishResult, StagedFile, dry_run, publish_version
-from builders.publishing.layout import config_tables
+
+if TYPE_CHECKING:
+    from builders.publishing import PublishResult, StagedFile
 
 
 def _progress() -> Progress:
@@ -55,6 +56,9 @@ def publish_command(
 
     Example: [bold]genies publish artifacts/genies/1.0.0 --repo my-lab/genies[/]
     """
+    from builders.publishing import dry_run, publish_version
+    from builders.publishing.layout import config_tables
+
     version = Version.open(path)
     with _progress() as progress:
         task = progress.add_task("writing Parquet", total=sum(1 for _ in config_tables(version)))

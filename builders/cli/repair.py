@@ -9,7 +9,6 @@ import typer
 
 from builders.cli.common import console, summary_table
 from builders.export import DEFAULT_ROOT
-from builders.repair import repair_version
 
 
 def repair_command(
@@ -26,6 +25,8 @@ def repair_command(
 
     Example: [bold]genies repair genies-release/1.0.0 --version 1.0.1-repaired[/]
     """
+    from builders.repair import repair_version
+
     report = repair_version(source, out, version, seed=seed, dataset=dataset)
     rows = [(name, c["train_rows"], c["test_rows"], c["removed"], c["moved"], c["rewritten"], c["flagged"])
             for name, c in report.counts().items()]

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from builders.cli.common import console, err_console, summary_table, write_json
-from builders.validation import CHECKS, Check, ValidationReport, validate_version
-from builders.validation.report import report_template, summary_rows, write_report
+
+if TYPE_CHECKING:
+    from builders.validation import Check, ValidationReport
 
 
 def _run_with_progress(version: str, checks: list[str] | None) -> ValidationReport:
+    from builders.validation import CHECKS, validate_version
+
     total = len(checks) if checks else len(CHECKS)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
@@ -35,12 +38,14 @@ def validate_command(
     json_file: Annotated[Path | None, typer.Option("--json", help="Write per-check, per-distribution results as JSON.")] = None,
     report_file: Annotated[Path | None, typer.Option("--report", help="Write a FILE.md or FILE.html report with plots.")] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any error-level check fails.")] = False,
-    checks: Annotated[str | None, typer.Option(help=f"Comma-separated checks to run (default: all): {', '.join(CHECKS)}.")] = None,
+    checks: Annotated[str | None, typer.Option(help="Comma-separated checks to run (default: all; docs/validation.md lists them, a wrong name gets suggestions).")] = None,
 ) -> None:
     """Check a version for leakage, position and length cues, constant prompts or answers, debris and more.
 
     Example: [bold]genies validate genies/1.0.0 --json report.json --report report.md --strict[/]
     """
+    from builders.validation.report import report_template, summary_rows, write_report
+
     selected = [c for c in checks.split(",") if c.strip()] if checks else None
     if report_file is not None:
         report_template(report_file)
