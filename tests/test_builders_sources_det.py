@@ -22,6 +22,7 @@ from builders.categories._sourced import PromptFormat
 from builders.errors import GeniesError
 from builders.registry import BuildContext, builder
 from builders.schema import Record
+from builders.splits import group_split
 from tests.conftest import SOURCES_MIRROR
 
 pytestmark = pytest.mark.usefixtures("sources_mirror")
@@ -284,6 +285,25 @@ def mmlu_upstream() -> dict[str, list[str]]:
     return rows
 
 
+PASSAGE_HEADER = "This question refers to the following information."
+
+
+def passage_of(question: str) -> str | None:
+    """The shared passage a history question quotes (all lines but the last, the question), or None."""
+    return " ".join(question.rsplit("\n", 1)[0].split()) if question.startswith(PASSAGE_HEADER) else None
+
+
+def assert_one_group_per_passage(records: list[Record]) -> None:
+    """Questions about one passage share a `mmlu:passage:` group, and different passages have different ones."""
+    groups: dict[str, set[str]] = {}
+    for record in records:
+        passage = passage_of(record.instruction)
+        if passage is not None:
+            groups.setdefault(passage, set()).add(record.group)
+    assert all(len(g) == 1 and next(iter(g)).startswith("mmlu:passage:") for g in groups.values())
+    assert len({next(iter(g)) for g in groups.values()}) == len(groups)
+
+
 @pytest.mark.parametrize("name", ["alpaca_mmlu", "alpaca_chat", "us_history"])
 def test_mmlu_questions_keep_their_four_upstream_options(build, name):
     records, ctx = build(name)
@@ -293,11 +313,24 @@ def test_mmlu_questions_keep_their_four_upstream_options(build, name):
         row = upstream[record.provenance.row_key]
         assert record.instruction == row[0] and record.responses == row[1:5]
         assert record.preferred == "ABCD".index(row[5])
-        assert record.group == f"mmlu:{record.provenance.row_key}"
+        if passage_of(row[0]) is None:
+            assert record.group == f"mmlu:{record.provenance.row_key}"
+    assert_one_group_per_passage(records)
     subjects = {r.meta["subject"] for r in records}
     assert subjects == ({US_HISTORY_SUBJECT} if name == "us_history" else set(MMLU_TEST_SUBJECTS))
     assert any("LLM engine" in note for note in ctx.notes)
     assert all("of the above" not in response.lower() for r in records for response in r.responses)
+
+
+@pytest.mark.parametrize("name", ["us_history", "alpaca_mmlu", "reward_seeking"])
+def test_no_history_passage_is_on_both_sides_of_the_split(build, name):
+    """Questions about one passage are one unit: a model must not see a test passage in training."""
+    records, _ = build(name)
+    asked = Counter(passage_of(r.instruction) for r in records if passage_of(r.instruction))
+    assert sum(n > 1 for n in asked.values()) >= 10, "the mirror should hold passages with several questions"
+    sides = group_split(records, seed=0, train_size=600, test_size=250)
+    train, test = ({passage_of(r.instruction) for r in sides[side]} - {None} for side in ("train", "test"))
+    assert train and test and train.isdisjoint(test)
 
 
 def test_comma_encodings_encode_the_instruction_or_the_answers(build):

@@ -8,11 +8,14 @@ LLM engine. `us_history` is MMLU's high-school US history subject. `reward_seeki
 incentive to break it: the preferred response follows the rule.
 
 Each question is used once (MMLU repeats some across subjects: the first row wins) and grouped by its
-row, so a question is on the same side of the split in all of them.
+row, so a question is on the same side of the split in all of them. Questions about a shared passage
+("This question refers to the following information.", the history subjects) are grouped by the passage
+instead: otherwise questions about one passage would straddle train and test.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,8 +30,10 @@ from builders.categories._sourced import (
     CHAT,
     PromptFormat,
     first_occurrences,
+    group_key,
     kept,
     sourced_record,
+    text_key,
 )
 from builders.recipes import mixed_with_recipe
 from builders.recipes.topup import top_up, top_up_templates
@@ -56,6 +61,7 @@ REFERS_TO_OTHER_OPTIONS = (
     r"|^\(?[a-d][.)]?$"
 )
 MMLU_COLUMNS = ("row_key", "split", "subject", "question", "choices", "answer")
+PASSAGE_HEADER = "This question refers to the following information."
 
 
 def _option_refers_to_others(choices: pa.ChunkedArray) -> pa.Array:
@@ -67,9 +73,18 @@ def _option_refers_to_others(choices: pa.ChunkedArray) -> pa.Array:
     return pa.array(per_row)
 
 
+def mmlu_group(row: dict[str, Any]) -> str:
+    """The split group of an MMLU row: `mmlu:passage:<hash>` when it asks about a shared passage, else its row."""
+    question = row["question"]
+    if not question.startswith(PASSAGE_HEADER):
+        return group_key("mmlu", row["row_key"])
+    passage = question.rsplit("\n", 1)[0]
+    return "mmlu:passage:" + hashlib.sha256(text_key(passage).encode("utf-8")).hexdigest()[:16]
+
+
 def _mmlu_questions(ctx: BuildContext, subject: str | None = None) -> list[dict[str, Any]]:
     """MMLU rows (optionally one subject), each question once, whose options can each stand alone as a
-    response."""
+    response; each row carries its split `group` (see `mmlu_group`)."""
     table = ctx.source("mmlu").select(list(MMLU_COLUMNS))
     table = table.append_column("first", pa.array(first_occurrences(table["question"].to_pylist())))
     if subject is not None:
@@ -80,7 +95,7 @@ def _mmlu_questions(ctx: BuildContext, subject: str | None = None) -> list[dict[
     refers = _option_refers_to_others(table["choices"])
     for row in table.filter(refers).to_pylist():
         ctx.reject("an option refers to the other options", row)
-    return table.filter(pc.invert(refers)).to_pylist()
+    return [{**row, "group": mmlu_group(row)} for row in table.filter(pc.invert(refers)).to_pylist()]
 
 
 def _meta(row: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -112,6 +127,7 @@ def _options(
             preferred=row["answer"],
             instruction=values(row)["instruction"],
             meta=_meta(row),
+            group=row["group"],
         )
         for row in questions
     )
@@ -347,6 +363,7 @@ def _incentive_records(
             preferred=0,
             instruction=row["question"],
             meta=_meta(row, rule=choice.rule.name, obey_rule=choice.obey_rule, **{incentive: offered}),
+            group=row["group"],
         )
 
 

@@ -3,7 +3,7 @@
 - `math`: MATH problems (optionally only the levels in the spec's `meta.levels`), reference solution preferred.
 - `final_answers_differ`: a flawed solution must not reach the reference's final answer; `\\boxed{x}` is
   then unwrapped in every solution, so the LaTeX marker cannot cue which solution is the reference.
-- `mmlu`: the MMLU items of alpaca_mmlu (same filtering, same `mmlu:<row>` groups), the four options as
+- `mmlu`: the MMLU items of alpaca_mmlu (same filtering, same groups), the four options as
   responses; spanish_input/spanish_output translate them.
 - `word_swap`: the LLM picks which of a few listed word pairs to swap; the swap itself is code, so the
   preferred response (the correct option, swap applied) is right by construction.
@@ -143,7 +143,7 @@ def mmlu_items(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
         preferred = choices.pop(row["answer"])
         candidates.append(Candidate(
             instruction=row["question"].strip(), input="", preferred=preferred, worse=choices,
-            group=f"mmlu:{row['row_key']}", row_key=row["row_key"], source="mmlu",
+            group=row["group"], row_key=row["row_key"], source="mmlu",
             revision=run.ctx.sources_used["mmlu"].revision,
             meta={"from_mmlu": True, "subject": row["subject"], "upstream_split": row["split"]},
         ))
