@@ -280,7 +280,7 @@ def import_release(
     release_dir = Path(release_dir)
     if not release_dir.is_dir():
         raise GeniesError(f"release folder {release_dir} does not exist", "pass the folder holding distributions/")
-    catalog = load_catalog()
+    catalog = load_catalog().without_members()
     report = ImportReport()
     exports = []
     folders = _distribution_dirs(release_dir)

@@ -95,4 +95,4 @@ def test_identical_input_gives_byte_identical_files(tmp_path):
     version = Version.open(a.path)
     assert version.distributions == ["toy"]
     assert version.table("toy", "train").num_rows == a.manifest["distributions"]["toy"]["splits"]["train"]
-    assert version.shifts().num_rows == 56
+    assert version.shifts().num_rows == len(load_catalog().shifts)

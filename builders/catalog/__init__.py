@@ -100,6 +100,7 @@ class Catalog:
     shifts: list[Shift] = field(default_factory=list)
     distributions: dict[str, DistributionInfo] = field(default_factory=dict)
     families: dict[str, Family] = field(default_factory=dict)
+    members: dict[str, Member] = field(default_factory=dict)
 
     @cached_property
     def benchmarks(self) -> list[str]:
@@ -155,6 +156,17 @@ class Catalog:
             if member is not None:
                 self.include([member.base])
                 _attach_member(self, member)
+
+    def without_members(self) -> Catalog:
+        """The catalog without family members and their shifts: what a release of fixed distributions
+        (e.g. the original GENIES release) is compared with."""
+        shifts = [s for s in self.shifts if s.target not in self.members]
+        roles = _roles(shifts)
+        distributions = {
+            name: replace(info, categories=tuple(sorted(roles.get(name, ()))))
+            for name, info in self.distributions.items() if name not in self.members
+        }
+        return Catalog(dict(self.categories), shifts, distributions, dict(self.families))
 
     def shifts_table(self) -> pa.Table:
         return pa.Table.from_pylist([s.to_dict() for s in self.shifts], schema=SHIFTS_SCHEMA)
@@ -228,6 +240,7 @@ def _attach_member(catalog: Catalog, member: Member) -> None:
     """Register a member as a distribution and its shift base -> member in the family's category."""
     family, base = member.family, catalog.distributions[member.base]
     category = catalog.categories[family.category]
+    catalog.members[member.name] = member
     catalog.shifts.append(Shift(member.base, member.name, category.name, category.label))
     catalog.distributions[member.name] = DistributionInfo(
         name=member.name,
@@ -240,11 +253,17 @@ def _attach_member(catalog: Catalog, member: Member) -> None:
         catalog.distributions[base.name] = replace(base, categories=tuple(sorted((*base.categories, category.name))))
 
 
-def _finish_distributions(catalog: Catalog, pending: dict[str, dict[str, Any]]) -> None:
+def _roles(shifts: Iterable[Shift]) -> dict[str, set[str]]:
+    """The categories each distribution takes part in (as source, target or target reference)."""
     roles: dict[str, set[str]] = {}
-    for s in catalog.shifts:
+    for s in shifts:
         for name in (s.source, s.target, s.reference):
             roles.setdefault(name, set()).add(s.category)
+    return roles
+
+
+def _finish_distributions(catalog: Catalog, pending: dict[str, dict[str, Any]]) -> None:
+    roles = _roles(catalog.shifts)
     for name, entry in pending.items():
         build = entry.get("build", "")
         if build not in BUILD_KINDS:
