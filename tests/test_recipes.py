@@ -178,6 +178,8 @@ def test_dry_run_estimates_without_sending_or_writing(tmp_path: Path, monkeypatc
     ("## Response B\n\nBoil the water.", "Boil the water."),
     ("Answer: 1. Boil the water.", "Boil the water."),
     ("Boil the water. Then add 2. salt", "Boil the water. Then add 2. salt"),
+    ("1. Rinse the rice. 2. Boil it.", "1. Rinse the rice. 2. Boil it."),
+    ("Instruction 3: Name a fruit.", "Name a fruit."),
 ])
 def test_parse_debris_is_stripped(text: str, expected: str) -> None:
     assert strip_debris(text) == expected
@@ -191,6 +193,9 @@ def test_quality_reasons() -> None:
     assert quality_problem(spec, "Q?", [good[0], "", *good[2:]]) == "empty response"
     assert quality_problem(spec, "Q?", [good[0], good[0].upper(), *good[2:]]) == "duplicate responses"
     assert quality_problem(spec, "Q?", [good[0], "x\nResponse 3: y", *good[2:]]).startswith("parse debris")
+    options = "Two ways to do it.\nOption 1: walk there.\nOption 2: take the bus."
+    variants = [options, options.replace("bus", "train"), options.replace("walk", "cycle"), options.replace("Two", "2")]
+    assert quality_problem(spec, "Q?", variants) is None
     assert quality_problem(spec, "Q?", [good[0] * 5, *good[1:]]).startswith("length gap")
     assert quality_problem(spec, "Q?", ["I'm sorry, but I can't help with that.", *good[1:]]).startswith("refusal")
 

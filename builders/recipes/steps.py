@@ -173,7 +173,7 @@ def generate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
             row_key = f"{index}.{position}"
             group_text = item["instruction"] + (row_key if run.planning else "")
             candidates.append(Candidate(
-                instruction=item["instruction"].strip(), input=item["input"].strip(), preferred=item["answer"],
+                instruction=strip_debris(item["instruction"]), input=item["input"].strip(), preferred=item["answer"],
                 group=f"{spec.name}:{_digest(group_text)}", row_key=row_key, source="llm", requests=[result.key],
             ))
     return candidates
@@ -334,7 +334,7 @@ def _apply_translation(candidate: Candidate, texts: dict[str, str]) -> None:
     candidate.preferred, candidate.worse = responses[0], responses[1:]
 
 
-LABEL = r"(?:response|answer|option|choice|version|candidate|output|completion|example)"
+LABEL = r"(?:response|answer|option|choice|version|candidate|output|completion|example|instruction|question|task)"
 LEADING_DEBRIS = re.compile(
     rf"^\s*(?:#+\s*[^\n]*{LABEL}[^\n]*\n+|\*\*\s*{LABEL}\s*\d*\s*:?\s*\*\*\s*:?\s*|{LABEL}\s*(?:\d{{1,2}}|[a-d])?\s*[:.)-]\s*"
     r"|\(?[a-dA-D]\)\s+)",
@@ -342,7 +342,7 @@ LEADING_DEBRIS = re.compile(
 )
 LEADING_NUMBER = re.compile(r"^\(?\d{1,2}[.)]\s+(?=\S)")
 LIST_ITEM = re.compile(r"(?:^|\s)\(?\d{1,2}[.)]\s")
-INNER_DEBRIS = re.compile(rf"(?im)^\s*(?:\*\*)?\s*{LABEL}\s*\d+\s*(?:\*\*)?\s*:")
+INNER_DEBRIS = re.compile(r"(?im)^\s*(?:\*\*)?\s*(?:response|answer|completion|candidate)\s*\d+\s*(?:\*\*)?\s*:")
 REFUSAL = re.compile(
     r"(?i)\bI(?:\s+(?:can(?:no|['’])t|won['’]t|will not|am not able to|am unable to)|['’]m (?:not able|unable) to)"
     r" (?:help|assist|provide|write|create|do|give|support|comply|share|fulfil)"
