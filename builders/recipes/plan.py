@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from builders.llm import Engine
 from builders.llm.accounting import StepStats
 from builders.pipeline import BUILT, BuildOptions, build_distribution
+from builders.recipes.recipe import load_specs
 from builders.registry import discover
 
 
@@ -30,8 +31,10 @@ class Estimate:
 
 
 def llm_distributions(names: Iterable[str]) -> list[str]:
-    registry = discover()
-    return [n for n in names if n in registry and registry[n].needs_llm]
+    """The selected distributions that may call the LLM: LLM builders, and deterministic builders with a
+    recipe spec of their own name (alpaca_mmlu's Alpaca part)."""
+    registry, specs = discover(), load_specs()
+    return [n for n in names if n in registry and (registry[n].needs_llm or n in specs)]
 
 
 def _steps_of(engine: Engine, name: str) -> StepStats:
@@ -50,7 +53,8 @@ def estimate_build(names: Iterable[str], options: BuildOptions, engine: Engine) 
     for name in llm_distributions(names):
         result = build_distribution(name, options, engine)
         stats = _steps_of(engine, name)
-        status = "estimated" if result.status == BUILT else result.label
+        notes = result.context.notes if result.context else []
+        status = ("; ".join(notes) or "estimated") if result.status == BUILT else result.label
         estimates.append(Estimate(name, stats.planned, stats.hits, stats.est_prompt_tokens,
                                   stats.est_completion_tokens, stats.est_cost_usd, status))
     return estimates
