@@ -15,7 +15,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from builders.catalog.families import Member
-from builders.categories._derived import PLACEMENTS, base_rows, derived, edit_prompt
+from builders.categories._derived import (
+    PLACEMENTS,
+    base_rows,
+    derived,
+    edit_prompt,
+    prompt_spans,
+)
 from builders.errors import GeniesError
 from builders.llm import ChatRequest, ChatResult
 from builders.registry import BuildContext, distribution_family
@@ -57,11 +63,9 @@ def _usable(result: ChatResult) -> str | None:
 
 
 def _texts(row: Record, placement: str) -> list[str]:
+    """The texts of a row that its member translates."""
     edits_prompt, edits_responses = PLACEMENTS[placement]
-    texts: list[str] = []
-    if edits_prompt:
-        edit_prompt(row, lambda _field, text: texts.append(text) or text)
-    return texts + (list(row.responses) if edits_responses else [])
+    return (prompt_spans(row) if edits_prompt else []) + (list(row.responses) if edits_responses else [])
 
 
 def _translations(ctx: BuildContext, member: Member, rows: list[Record]) -> dict[str, list[ChatResult]]:

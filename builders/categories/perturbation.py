@@ -9,8 +9,9 @@ ends in `_insert`, `_delete` or `_replace`. Inserted and replacing words come fr
 
 Randomness is seeded per base row and text (not per member), and every word consumes the same three
 draws whatever p is: a word edited at p = 0.3 is edited the same way at p = 0.5, and the `both` member
-is exactly the `prompt` and `response` members' edits together. Accuracy-versus-p curves are therefore
-monotone in the data, not only in expectation. p = 0 returns every text unchanged.
+is exactly the `prompt` and `response` members' edits together. Curves over p therefore compare nested
+inputs (common random numbers), not independent draws: less noise between neighbouring p. p = 0
+returns every text unchanged.
 """
 
 from __future__ import annotations
