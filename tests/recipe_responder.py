@@ -34,6 +34,7 @@ class SchemaResponder:
 
     fault_rate: float = 0.0
     seed: int = 0
+    informed_check: bool = True  # False: the check is answered at random, as a server that knows nothing would
 
     def __call__(self, body: dict[str, Any], request_id: str) -> str | None:
         schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
@@ -53,7 +54,10 @@ class SchemaResponder:
     def value(self, schema: dict[str, Any], rng: random.Random, prompt: str, fault: str | None) -> Any:
         properties = schema.get("properties", {})
         if "best" in properties:
-            return {"best": self.pick(properties["best"]["enum"], prompt, rng, fault == "wrong_pick")}
+            choices = properties["best"]["enum"]
+            if not self.informed_check:
+                return {"best": rng.choice(choices)}
+            return {"best": self.pick(choices, prompt, rng, fault == "wrong_pick")}
         if "answers" in properties:
             count = properties["answers"]["minItems"]
             good = re.search(r"Good answer:\n(.*?)\n\nWrite", prompt, re.DOTALL)

@@ -91,6 +91,17 @@ def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(fau
     assert version_bytes(replay.path) == version_bytes(report.path)
 
 
+def test_a_server_answering_the_check_at_random_still_builds(tmp_path: Path) -> None:
+    """An unfamiliar server that knows nothing of the items: only the re-identified ones are kept."""
+    names = ["alpaca_easy", "crt_2"]
+    config = ServerConfig(responder=SchemaResponder(fault_rate=0.15, informed_check=False))
+    with LLMServer(config) as server:
+        report = build_version(server, tmp_path / "cache", tmp_path / "out", names)
+    assert all(r.status == BUILT and r.rows("train") and r.rows("test") for r in report.results)
+    reasons = [reject.reason for r in report.results for reject in r.context.rejects]
+    assert any(reason.startswith("check: re-identification failed") for reason in reasons)
+
+
 def test_garbage_only_server_rejects_every_request_with_its_reason(tmp_path: Path) -> None:
     script = {".": ["not json at all", {"malformed": True}, '{"items": "nope"}', {"empty": True}]}
     with LLMServer(ServerConfig(script=script)) as server, engine_for(server, tmp_path) as engine:
