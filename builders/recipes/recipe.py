@@ -72,11 +72,11 @@ def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list
     run = RecipeRun(ctx, spec)
     steps = [STEPS[name] for name in spec.steps]
     target = math.ceil(ctx.wanted * MARGIN) if target is None else target
-    for round_index in range(spec.max_rounds):
+    for _ in range(spec.max_rounds):
         missing = target - len(run.accepted)
         if missing <= 0:
             break
-        run.round, run.need = round_index, math.ceil(missing * spec.overgenerate)
+        run.need = math.ceil(missing * spec.overgenerate)
         candidates: list[Candidate] = []
         for current in steps:
             if not current.final:

@@ -58,7 +58,6 @@ class RecipeRun:
     ctx: BuildContext
     spec: Spec
     need: int = 0
-    round: int = 0
     calls: int = 0
     accepted: list[Candidate] = field(default_factory=list)
     upstream_rows: list[dict[str, Any]] | None = None
