@@ -27,7 +27,7 @@ from builders import registry, templating
 from builders.categories.perturbation import EDITS, perturb_text, word_list
 from builders.cli import app
 from builders.export import Version
-from builders.llm import ChatResult
+from builders.llm import ChatResult, Engine, LLMConfig
 from builders.pipeline import BUILT, BuildOptions, build_distribution
 from tests.conftest import REPO
 from tests.llm_server import LLMServer
@@ -253,3 +253,15 @@ def test_a_failed_translation_rejects_its_row_with_the_reason(sources_mirror: Pa
     assert not any(re.search(r"\d", "".join(record.responses)) for record in kept)
     rejected = [r for r in result.context.rejects if r.reason.startswith("translation failed")]
     assert rejected and all(r.reason == "translation failed: server down" and "502" in r.raw["raw"] for r in rejected)
+
+
+def test_a_dry_run_counts_one_request_per_distinct_text_and_leg(sources_mirror: Path, tmp_path: Path) -> None:
+    options = BuildOptions(train_size=10, test_size=5, mirror=sources_mirror)
+    texts = {t for row in rows(build_distribution("arc_easy", options)) for t in (row.instruction, *row.responses)}
+    config = LLMConfig(base_url="http://127.0.0.1:9/v1", api_key="k", model="m", cache_path=tmp_path, dry_run=True)
+    with Engine(config) as engine:
+        result = build_distribution("arc_easy__roundtrip_both_ru", options, engine)
+        planned = {step: stats.planned for step, stats in engine.stats.by_step.items()}
+    assert result.status == BUILT
+    assert planned == {"arc_easy__roundtrip_both_ru.translate": len(texts),
+                       "arc_easy__roundtrip_both_ru.back_translate": len(texts)}

@@ -29,7 +29,6 @@ from builders.schema import Record
 from builders.templating import render, template_id
 
 TRANSLATE, BACK = "lingual/translate.j2", "lingual/round_trip.j2"
-PARAMS = {"temperature": 0}
 
 
 def _clean(text: str) -> str:
@@ -41,9 +40,11 @@ def _clean(text: str) -> str:
 
 
 def _request(template: str, step: str, language: str, text: str) -> ChatRequest:
+    """Temperature 0; room for twice as many tokens as the text has characters (scripts such as Devanagari
+    take several tokens per English token), which bounds a runaway answer and sizes dry-run estimates."""
     prompt = render(template, language=language, text=text)
     return ChatRequest([{"role": "user", "content": prompt}], step=step, template=template_id(template),
-                       parser=_clean, params=PARAMS)
+                       parser=_clean, params={"temperature": 0, "max_tokens": 64 + 2 * len(text)})
 
 
 def _translate(ctx: BuildContext, template: str, step: str, language: str, texts: Iterable[str]) -> dict[str, ChatResult]:
@@ -51,6 +52,11 @@ def _translate(ctx: BuildContext, template: str, step: str, language: str, texts
     unique = sorted(set(texts))
     results = ctx.llm.run_batch([_request(template, step, language, t) for t in unique])
     return dict(zip(unique, results))
+
+
+def _answer(result: ChatResult, text: str) -> str:
+    """The translation of `text`; in a dry run the text stands in for it (every placeholder is the same)."""
+    return text if result.status == "dry_run" else result.parsed
 
 
 def _usable(result: ChatResult) -> str | None:
@@ -72,11 +78,11 @@ def _translations(ctx: BuildContext, member: Member, rows: list[Record]) -> dict
     """For every text to shift, the chain of results that turns it into its shifted form."""
     language = member.value_text("language")
     texts = {t for row in rows for t in _texts(row, member.params["placement"])}
-    there = _translate(ctx, TRANSLATE, "lingual.translate", language, texts)
+    there = _translate(ctx, TRANSLATE, f"{ctx.distribution}.translate", language, texts)
     chains = {text: [result] for text, result in there.items()}
     if member.params["mode"] == "roundtrip":
-        done = {text: result.parsed for text, result in there.items() if _usable(result) is None}
-        back = _translate(ctx, BACK, "lingual.back_translate", language, done.values())
+        done = {text: _answer(result, text) for text, result in there.items() if _usable(result) is None}
+        back = _translate(ctx, BACK, f"{ctx.distribution}.back_translate", language, done.values())
         for text, translated in done.items():
             chains[text].append(back[translated])
     return chains
@@ -101,7 +107,7 @@ def build_translated(ctx: BuildContext, member: Member) -> Iterator[Record]:
             continue
 
         def shifted(_field: str, text: str) -> str:
-            return chains[text][-1].parsed
+            return _answer(chains[text][-1], text)
 
         changes = edit_prompt(row, shifted) if edits_prompt else {}
         if edits_responses:
