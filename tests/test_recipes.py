@@ -260,6 +260,7 @@ SEEDS = '[[seeds]]\ninstruction = "a"\nanswer = "b"\n[[seeds]]\ninstruction = "c
     ('description = "d"\npreferred_is = "p"\nsteps = ["generate", "wrose"]\n' + SEEDS, "steps[1]"),
     ('description = "d"\npreferred_is = "p"\n[quality]\nrefusals = "maybe"\n' + SEEDS, "quality.refusals"),
     ('description = "d"\npreferred_is = "p"\nsteps = ["upstream", "worse"]\n', "[upstream]"),
+    ('description = "d"\npreferred_is = "p"\nsteps = ["upstream", "worse"]\n[upstream]\nkey = "id"\n', "upstream.source: missing"),
     ('description = "d\n', "TOML"),
 ])
 def test_spec_errors_name_the_file_and_field(tmp_path: Path, body: str, message: str) -> None:

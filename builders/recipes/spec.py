@@ -9,7 +9,7 @@ traceback. docs/recipes.md describes every field.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +117,16 @@ def _strings(path: Path, where: str, value: Any) -> tuple[str, ...]:
 
 
 def _section(path: Path, raw: dict[str, Any], name: str, cls: type) -> Any:
-    """A sub-table (e.g. [quality]) as its dataclass, each value checked against the field's default type."""
+    """A sub-table (e.g. [quality]) as its dataclass, each value checked against the field's type."""
     table = _typed(path, f"[{name}]", raw.get(name, {}), dict)
     _known_keys(path, table, cls, f"[{name}]")
     types = _scalar_types(cls)
     values = {key: _typed(path, f"{name}.{key}", value, types[key]) for key, value in table.items()}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise _fail(path, f"[{name}]", str(exc)) from None
+    required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+    for key in required:
+        if key not in values:
+            raise _fail(path, f"{name}.{key}", "missing", f"add {key} = ... under [{name}]")
+    return cls(**values)
 
 
 def _seed(path: Path, index: int, raw: Any) -> Seed:
