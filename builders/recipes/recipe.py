@@ -2,9 +2,10 @@
 
 Each spec under `templates/<distribution>/spec.toml` becomes one registered builder (needs_llm=True).
 A round asks the first step for enough new candidates to reach the target (the wanted rows plus a
-margin, times the spec's `overgenerate`), passes them through the per-round steps and keeps the
-survivors; rounds repeat, up to `max_rounds`, while rows are missing. Final steps (length balancing)
-then see the whole pool. Every request goes through the engine, keyed by its prompt, template hash and
+margin): the missing rows times `overgenerate` in the first round, divided by the yield observed so far
+in later ones. It passes them through the per-round steps and keeps the survivors; rounds repeat, up to
+`max_rounds`, while rows are missing, and stop early when a whole round keeps nothing. Final steps
+(length balancing) then see the whole pool. Every request goes through the engine, keyed by its prompt, template hash and
 sample index, so a rerun replays from the cache (offline too) and produces the same records.
 """
 
@@ -25,6 +26,7 @@ from builders.templating import environment, render, template_id
 
 SPEC_FILE = "spec.toml"
 MARGIN = 1.15  # the split cannot use every row exactly (groups), so aim a little above the wanted size
+MIN_YIELD = 0.2  # a later round asks at most 5 candidates per missing row
 STEP_TEMPLATES = {"generate": ("recipes/generate.j2", "task"), "worse": ("recipes/worse.j2", "flaws"),
                   "check": ("recipes/check.j2",), "translate": ("recipes/translate.j2",)}
 
@@ -64,6 +66,14 @@ def spec_templates(spec: Spec) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _expected_yield(spec: Spec, accepted: int, asked: int) -> float:
+    """Kept candidates per candidate asked: 1/overgenerate at first, then what the earlier rounds achieved
+    (at least MIN_YIELD, so one bad round cannot ask for an unbounded number)."""
+    if not asked:
+        return 1 / spec.overgenerate
+    return max(accepted / asked, MIN_YIELD)
+
+
 def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list[Candidate]:
     """The candidates that survive every step of `spec`, in a deterministic order; `target` defaults to the
     distribution's wanted rows plus a margin."""
@@ -72,17 +82,22 @@ def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list
     run = RecipeRun(ctx, spec)
     steps = [STEPS[name] for name in spec.steps]
     target = math.ceil(ctx.wanted * MARGIN) if target is None else target
-    for _ in range(spec.max_rounds):
+    asked = 0
+    for round_number in range(1, spec.max_rounds + 1):
         missing = target - len(run.accepted)
         if missing <= 0:
             break
-        run.need = math.ceil(missing * spec.overgenerate)
+        run.need = math.ceil(missing / _expected_yield(spec, len(run.accepted), asked))
+        asked += run.need
         candidates: list[Candidate] = []
         for current in steps:
             if not current.final:
                 candidates = current.fn(run, candidates)
         run.accepted.extend(candidates)
         if run.planning:
+            break
+        if not candidates:
+            ctx.note(f"stopped after round {round_number}: no candidate survived it (reasons in rejects.jsonl)")
             break
     for current in steps:
         if current.final:
