@@ -31,11 +31,19 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     return close
 
 
+LISTED_CHOICES = 20  # with no close match, up to this many valid names are listed in the hint
+
+
 def check_name(name: str, choices: Iterable[str], kind: str) -> str:
-    """Return `name` if valid, else raise an error naming the closest valid ones."""
+    """Return `name` if valid, else raise an error naming the closest valid ones (or all, when few)."""
     choices = list(choices)
     if name in choices:
         return name
     close = suggest(name, choices)
-    hint = f"did you mean {', '.join(close)}?" if close else f"run `genies list` to see every {kind}"
+    if close:
+        hint = f"did you mean {', '.join(close)}?"
+    elif len(choices) <= LISTED_CHOICES:
+        hint = f"valid: {', '.join(sorted(choices))}"
+    else:
+        hint = f"run `genies list` to see every {kind}"
     raise UnknownNameError(f"unknown {kind} {name!r}", hint)

@@ -10,6 +10,9 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from builders.errors import GeniesError
 from tests.conftest import REPO
 
 HEAVY = ("datasets", "scipy", "matplotlib", "torch", "sklearn")
@@ -28,3 +31,14 @@ def test_importing_the_cli_and_its_options_loads_no_heavy_backend():
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"build", "eval", "list", "metrics", "publish", "validate"} <= set(probe["commands"])
     assert [name for name in HEAVY if name in probe["loaded"]] == []
+
+
+def test_an_unknown_check_name_lists_the_valid_checks():
+    """`genies validate --help` no longer lists the checks (that would import them), so the error does."""
+    from builders.validation import CHECKS, select_checks
+
+    with pytest.raises(GeniesError) as raised:
+        select_checks(["zzz"])
+    assert raised.value.hint == "valid: " + ", ".join(sorted(CHECKS))
+    with pytest.raises(GeniesError, match="did you mean near_duplicates"):
+        select_checks(["near_duplicate"])
