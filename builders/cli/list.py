@@ -47,6 +47,14 @@ def list_command(
         f"Shifts ({len(shifts)})", ["category", "source", "target", "target_reference", "benchmarks"],
         [(s.category, s.source, s.target, s.target_reference or "", ",".join(s.benchmarks)) for s in shifts],
     ))
+    families = [f for f in catalog.families.values() if category in (None, f.category)]
+    if families:
+        console.print(summary_table(
+            "Families (any base distribution; the grid lists the default members)",
+            ["family", "category", "member name", "default grid"],
+            [(f.name, f.category, f.member, "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in f.grid.items()))
+             for f in families],
+        ))
     wanted = set(catalog.distributions_in(shifts)) if (category or benchmark) else set(catalog.distributions)
     console.print(summary_table(
         f"Distributions ({len(wanted)})", ["distribution", "build", "sources", "categories", "buildable"],
