@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import jsonschema
@@ -54,6 +55,15 @@ class Text:
         return PLACEHOLDER_TEXT
 
 
+@lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Any:
+    """A checked, compiled validator per schema: `jsonschema.validate` would re-check the schema every call."""
+    schema = json.loads(schema_json)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    return validator_class(schema)
+
+
 @dataclass(frozen=True)
 class JsonSchema:
     """A JSON answer valid under `schema`, requested from the server with `response_format`."""
@@ -71,7 +81,7 @@ class JsonSchema:
     def parse(self, text: str) -> Any:
         value = parse_json(text)
         try:
-            jsonschema.validate(value, self.schema)
+            _validator(json.dumps(self.schema, sort_keys=True)).validate(value)
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
             raise ParseError(f"JSON does not match the schema at {where}: {exc.message}") from None
