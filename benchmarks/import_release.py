@@ -1,34 +1,26 @@
 """Benchmark `genies import-release` on a full-size, release-shaped input (target: under 60 s).
 
-Usage: python benchmarks/import_release.py [--examples 64000] [--keep DIR]
+Usage: python benchmarks/import_release.py [--examples 64000]
 """
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from release_shape import TOTAL_EXAMPLES, generate  # noqa: E402
+from release_shape import benchmark_release  # noqa: E402
 
 from builders.release import import_release  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        release = generate(root / "release", args.examples)
+    with benchmark_release(__doc__) as (root, release):
         size_mb = sum(p.stat().st_size for p in release.rglob("*.json")) / 1e6
-        print(f"generated {args.examples} examples, {size_mb:.0f} MB of JSON in {time.perf_counter() - start:.1f} s")
+        print(f"generated a release of {size_mb:.0f} MB of JSON")
         start = time.perf_counter()
         report = import_release(release, root / "out", "bench")
         elapsed = time.perf_counter() - start

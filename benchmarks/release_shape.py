@@ -6,8 +6,12 @@ same layout; with it, the sample's real examples are replicated with their texts
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TOTAL_EXAMPLES = 64_000
@@ -61,3 +65,14 @@ def generate(out: Path, total: int = TOTAL_EXAMPLES) -> Path:
             rows = [_vary(base[split][i % len(base[split])], i) for i in range(size)]
             (folder / f"{split}.json").write_text(json.dumps(rows, indent=4))
     return out
+
+
+@contextmanager
+def benchmark_release(description: str) -> Iterator[tuple[Path, Path]]:
+    """Parse `--examples`, write a release of that size in a temporary folder, yield (folder, release)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        yield root, generate(root / "release", args.examples)

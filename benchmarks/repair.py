@@ -5,28 +5,21 @@ Usage: python benchmarks/repair.py [--examples 64000]
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from release_shape import TOTAL_EXAMPLES, generate  # noqa: E402
+from release_shape import benchmark_release  # noqa: E402
 
 from builders.release import import_release  # noqa: E402
 from builders.repair import repair_version  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        release = generate(root / "release", args.examples)
+    with benchmark_release(__doc__) as (root, release):
         imported = import_release(release, root / "out", "1.0.0").result.path
         start = time.perf_counter()
         report = repair_version(str(imported), root / "out", "1.0.1")
