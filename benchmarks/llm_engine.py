@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from builders.llm import ChatRequest, Engine, LLMConfig  # noqa: E402
+from tests.llm_server import FAULT_FLAGS, add_fault_arguments  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,12 +44,7 @@ def parse_args() -> argparse.Namespace:
     server = parser.add_argument_group("own server (ignored with --base-url)")
     server.add_argument("--port", type=int, default=18517,
                         help="fixed, because the base URL is part of every cache key: a rerun must use the same")
-    server.add_argument("--latency", type=float, default=0.05)
-    server.add_argument("--rate-429", type=float, default=0.0)
-    server.add_argument("--retry-after", type=float, default=0.1)
-    server.add_argument("--rate-500", type=float, default=0.0)
-    server.add_argument("--rate-malformed", type=float, default=0.0)
-    server.add_argument("--rate-hang", type=float, default=0.0)
+    add_fault_arguments(server, latency=0.05)
     return parser.parse_args()
 
 
@@ -57,9 +53,7 @@ def own_server(args: argparse.Namespace):
     """tests/llm_server.py in a subprocess (so it has its own core); yields its base URL."""
     command = [sys.executable, str(REPO / "tests" / "llm_server.py"), "--port", str(args.port),
                "--latency", str(args.latency),
-               "--rate-429", str(args.rate_429), "--retry-after", str(args.retry_after),
-               "--rate-500", str(args.rate_500), "--rate-malformed", str(args.rate_malformed),
-               "--rate-hang", str(args.rate_hang)]
+               *[part for flag in FAULT_FLAGS for part in (flag, str(getattr(args, flag[2:].replace("-", "_"))))]]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         url = process.stdout.readline().strip()

@@ -232,15 +232,20 @@ class LLMServer:
         self.stop()
 
 
+FAULT_FLAGS = ("--rate-429", "--retry-after", "--rate-500", "--rate-malformed", "--rate-hang")
+
+
+def add_fault_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, latency: float = 0.0) -> None:
+    """The server's latency and fault flags, shared with benchmarks/llm_engine.py which forwards them."""
+    parser.add_argument("--latency", type=float, default=latency, help="seconds before each answer")
+    for flag in FAULT_FLAGS:
+        parser.add_argument(flag, type=float, default=0.1 if flag == "--retry-after" else 0.0)
+
+
 def _parse_args(argv: list[str]) -> tuple[ServerConfig, int]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
-    parser.add_argument("--rate-429", type=float, default=0.0)
-    parser.add_argument("--retry-after", type=float, default=0.1)
-    parser.add_argument("--rate-500", type=float, default=0.0)
-    parser.add_argument("--rate-malformed", type=float, default=0.0)
-    parser.add_argument("--rate-hang", type=float, default=0.0)
+    add_fault_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     config = ServerConfig(latency_s=args.latency, rate_429=args.rate_429, retry_after_s=args.retry_after,
