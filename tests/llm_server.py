@@ -181,10 +181,15 @@ def make_app(config: ServerConfig) -> web.Application:
 
 
 class LLMServer:
-    """The server on an ephemeral port in a background thread; `url` is the OpenAI base URL."""
+    """The server in a background thread; `url` is the OpenAI base URL.
 
-    def __init__(self, config: ServerConfig | None = None) -> None:
+    The port is ephemeral unless given. The base URL is part of every request's cache key, and seeded
+    faults and scripted answers follow that key, so a test whose outcome counts must pin the port.
+    """
+
+    def __init__(self, config: ServerConfig | None = None, port: int = 0) -> None:
         self.config = config or ServerConfig()
+        self.port = port
         self.app = make_app(self.config)
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -208,7 +213,7 @@ class LLMServer:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, HOST, 0)
+        site = web.TCPSite(self._runner, HOST, self.port)
         self._loop.run_until_complete(site.start())
         port = self._runner.addresses[0][1]
         self.url = f"http://{HOST}:{port}/v1"

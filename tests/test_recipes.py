@@ -53,7 +53,7 @@ def engine_for(server: LLMServer, cache: Path, *, offline: bool = False) -> Engi
 
 @pytest.fixture(scope="module")
 def faulty_server() -> Iterator[LLMServer]:
-    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.25), rate_500=0.05)) as server:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.25), rate_500=0.05), port=18641) as server:
         yield server
 
 

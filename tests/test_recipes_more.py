@@ -62,7 +62,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
         pytest.skip(f"needs the raw source mirror at {SOURCES_MIRROR}")
     root = tmp_path_factory.mktemp("recipes_more")
     cache, sources = root / "llm.sqlite", root / "sources"
-    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.2, seed=3))) as server:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.2, seed=3)), port=18642) as server:
         with _engine(server.url, cache) as engine:
             online = run_build(_request(RECIPES, root / "a", engine, SOURCES_MIRROR, sources))
             sent_online = engine.stats.total().sent
