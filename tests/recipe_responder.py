@@ -4,7 +4,7 @@ It plugs into tests/llm_server.py as `ServerConfig(responder=SchemaResponder(...
 words drawn from a seeded generator keyed by the request, so different requests get different (not
 near-duplicate) text and the same request always gets the same text. The re-identification step is
 answered by picking the response without the `FLAW` marker the responder put into every worse answer,
-so a well-behaved run keeps its rows. `fault_rate` of the answers are broken on purpose: invalid JSON,
+so a well-behaved run keeps its rows. A request that asks for ordinary Python gets small valid programs. `fault_rate` of the answers are broken on purpose: invalid JSON,
 wrong shapes, empty strings, parse debris ("Response 2:"), refusals and a wrong pick in the check.
 """
 
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-FLAW = "slightly"
+FLAW = "racecar"  # a palindrome: it survives counterfactual_python's lines written backwards
 WORDS = [
     "river", "planet", "garden", "copper", "violin", "lantern", "meadow", "harbor", "pencil", "thunder",
     "orchard", "canvas", "falcon", "marble", "pepper", "glacier", "saddle", "cobalt", "tunnel", "feather",
@@ -58,15 +58,16 @@ class SchemaResponder:
             if not self.informed_check:
                 return {"best": rng.choice(choices)}
             return {"best": self.pick(choices, prompt, rng, fault == "wrong_pick")}
+        write = self.program if "ordinary Python" in prompt else self.text
         if "answers" in properties:
             count = properties["answers"]["minItems"]
             good = re.search(r"Good answer:\n(.*?)\n\nWrite", prompt, re.DOTALL)
             words = len(good.group(1).split()) if good else 18
-            return {"answers": [self.text(rng, fault, worse=True, index=i, words=words) for i in range(count)]}
+            return {"answers": [write(rng, fault, worse=True, index=i, words=words) for i in range(count)]}
         if "items" in properties:
             count = rng.randint(1, properties["items"]["maxItems"])
             return {"items": [{"instruction": sentence(rng, 12) + "?", "input": sentence(rng, 6) if rng.random() < 0.3 else "",
-                               "answer": self.text(rng, fault)} for _ in range(count)]}
+                               "answer": write(rng, fault)} for _ in range(count)]}
         if "translation" in properties:
             original = re.search(r"<<<\n(.*)\n>>>", prompt, re.DOTALL)
             return {"translation": "" if fault == "empty_strings" else f"ES {original.group(1) if original else ''}"}
@@ -91,6 +92,21 @@ class SchemaResponder:
         if worse:
             words[rng.randrange(1, len(words))] = FLAW
         body = " ".join(words) + "."
+        return f"Response {index + 2}: {body}" if fault == "debris" else body
+
+
+    @staticmethod
+    def program(rng: random.Random, fault: str | None, worse: bool = False, index: int = 0, words: int = 0) -> str:
+        """A small valid Python function named with random words (a worse one uses the FLAW marker as a name),
+        or a broken answer per `fault`."""
+        if fault == "empty_strings":
+            return ""
+        if fault == "refusal" and index == 0:
+            return "I'm sorry, but I can't help with that request."
+        a, b, c, d, e = (rng.choice(WORDS) for _ in range(5))
+        if worse:
+            e = FLAW
+        body = f"def {a}({b}, {c}):\n    {d} = [{b}, {c}]\n    if {b} == {c}:\n        return {e}\n    return {d}"
         return f"Response {index + 2}: {body}" if fault == "debris" else body
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from builders import registry
+from builders.discovery import discover
 from builders.llm import ChatRequest, Engine, JsonSchema, LLMConfig
 from builders.pipeline import BUILT, FAILED, BuildOptions, build_distribution
-from builders.registry import BuildContext, distribution
+from builders.registry import BUILDERS, BuildContext, distribution
 from builders.schema import Provenance, Record
 from tests.llm_server import LLMServer, ServerConfig
 
@@ -38,9 +38,10 @@ def build_probe(ctx: BuildContext) -> Iterator[Record]:
 
 @pytest.fixture
 def probe_builder() -> Iterator[None]:
-    distribution(NAME, needs_llm=True)(build_probe)
-    yield
-    registry._BUILDERS.pop(NAME)
+    discover()  # modules first imported inside the snapshot would lose their builders on restore
+    with BUILDERS.snapshot():
+        distribution(NAME, needs_llm=True)(build_probe)
+        yield
 
 
 def build_with(server: LLMServer, cache: Path):

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from builders.errors import GeniesError
-from builders.llm import Engine, LLMConfig, RequestCache, engine_from_env, request_key, resolve_config
-from builders.llm.accounting import RunStats, cost_usd, default_prices
+from builders.llm import (
+    Engine,
+    LLMConfig,
+    RequestCache,
+    engine_from_env,
+    request_key,
+    resolve_config,
+)
+from builders.llm.accounting import Price, RunStats, cost_usd, default_prices
 from builders.llm.client import retry_after_seconds
 
 MESSAGES = [{"role": "user", "content": "Name a prime number."}]
@@ -78,7 +85,7 @@ def test_config_precedence_flags_env_file(tmp_path: Path) -> None:
     config = resolve_config({"rpm": 50, "tpm": None}, environ=env, config_file=config_file)
     assert (config.model, config.concurrency, config.rpm, config.tpm) == ("from-file", 7, 50, None)
     assert config.base_url == "http://127.0.0.1:1/v1" and config.offline is True
-    assert config.prices["from-file"] == (1.0, 2.0) and "gpt-4o-mini" in config.prices
+    assert config.prices["from-file"] == (1.0, 2.0, 0.5) and "gpt-4o-mini" in config.prices
 
 
 @pytest.mark.parametrize("content, message", [
@@ -87,6 +94,8 @@ def test_config_precedence_flags_env_file(tmp_path: Path) -> None:
     ('[llm]\nconcurrency = 0\n', "concurrency must be at least 1"),
     ('[llm]\ntransport = "aiohtp"\n', "unknown LLM transport 'aiohtp'"),
     ('[llm.prices."m"]\ninput = 1\n', "price of model 'm' is not valid"),
+    ('[llm.prices."m"]\ninput = 1\noutput = 1\nbatch_discount = 2\n', "price of model 'm' is not valid"),
+    ('[llm]\nmode = "overnight"\n', "overnight"),
     ('[llm\n', "not valid TOML"),
 ])
 def test_bad_config_says_what_to_fix(tmp_path: Path, content: str, message: str) -> None:
@@ -122,9 +131,22 @@ def test_retry_after_forms() -> None:
 def test_costs_are_priced_or_unknown() -> None:
     prices = default_prices()
     assert cost_usd(prices, "gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
+    assert cost_usd(prices, "gpt-4o-mini", 1_000_000, 1_000_000, batch=True) == pytest.approx(0.375)
+    assert cost_usd({"m": Price(1.0, 1.0, batch_discount=0.2)}, "m", 10**6, 0, batch=True) == pytest.approx(0.8)
     assert cost_usd(prices, "my-local-model", 10, 10) is None
     stats = RunStats()
     stats.step("a").add_cost(0.5)
     stats.step("b").add_cost(None)
     assert stats.step("a").cost_usd == 0.5 and stats.total().cost_usd is None
     assert stats.to_dict()["total"]["cost_usd"] is None
+
+
+def test_the_llm_mode_comes_from_flag_environment_or_file(tmp_path: Path) -> None:
+    path = tmp_path / "llm.toml"
+    path.write_text('[llm]\nmode = "batch-then-live"\nbatch_poll_s = 5\n')
+    environ = {"GENIES_LLM_MODE": "batch", "GENIES_LLM_BATCH_POLL_S": "2.5"}
+    assert resolve_config(environ={}).mode == "live"
+    assert resolve_config(environ={}, config_file=path).batch_poll_s == 5.0
+    assert resolve_config(environ=environ, config_file=path).mode == "batch"
+    assert resolve_config(environ=environ).batch_poll_s == 2.5
+    assert resolve_config({"mode": "live"}, environ=environ, config_file=path).mode == "live"

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +33,29 @@ CREATE TABLE IF NOT EXISTS requests (
     request TEXT NOT NULL,
     body TEXT NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS structured_modes (
+    base_url TEXT NOT NULL,
+    model TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (base_url, model)
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    base_url TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('open', 'collected')),
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_keys (
+    batch_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (batch_id, key)
 )
 """
 
@@ -64,7 +87,7 @@ class RequestCache:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise GeniesError(
                 f"cannot open the LLM request cache {self.path}: {exc}",
@@ -84,6 +107,92 @@ class RequestCache:
                 "INSERT OR IGNORE INTO requests (key, outcome, request, body, created) VALUES (?, ?, ?, ?, ?)",
                 (key, outcome, canonical_json(request), canonical_json(body), time.time()),
             )
+
+    def put_many(self, entries: Iterable[tuple[str, Mapping[str, Any], Outcome, Mapping[str, Any]]]) -> None:
+        """`put` for many (key, request, outcome, body) entries in one transaction (a batch's answers)."""
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO requests (key, outcome, request, body, created) VALUES (?, ?, ?, ?, ?)",
+                [(key, outcome, canonical_json(request), canonical_json(body), now)
+                 for key, request, outcome, body in entries])
+
+    def raw(self, key: str) -> tuple[str, str, str] | None:
+        """(outcome, request JSON, body JSON) exactly as stored, for exporting a version's answers."""
+        with self._lock:
+            row = self._db.execute("SELECT outcome, request, body FROM requests WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def put_raw(self, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Commit (key, outcome, request JSON, body JSON) rows in one transaction, replacing what a key held:
+        replayed answers are the ones a published version was made from."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO requests (key, outcome, request, body, created) VALUES (?, ?, ?, ?, ?)",
+                [(key, outcome, request, body, time.time()) for key, outcome, request, body in rows],
+            )
+
+    def structured_mode(self, base_url: str, model: str) -> str | None:
+        """The structured-output mode this server and model were found to accept, if ever probed."""
+        with self._lock:
+            row = self._db.execute("SELECT mode FROM structured_modes WHERE base_url = ? AND model = ?",
+                                   (base_url, model)).fetchone()
+        return None if row is None else row[0]
+
+    def remember_structured_mode(self, base_url: str, model: str, mode: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO structured_modes (base_url, model, mode, created) "
+                             "VALUES (?, ?, ?, ?)", (base_url, model, mode, time.time()))
+
+    def structured_mode_in_requests(self, base_url: str, model: str) -> str | None:
+        """The mode the most recent cached structured request to this server and model used: how an offline
+        run, or one whose cache was filled by a replay, knows the mode without probing."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT json_extract(request, '$.structured') FROM requests "
+                "WHERE json_extract(request, '$.base_url') = ? AND json_extract(request, '$.model') = ? "
+                "AND json_extract(request, '$.structured') IS NOT NULL ORDER BY created DESC LIMIT 1",
+                (base_url, model)).fetchone()
+        return None if row is None else row[0]
+
+    def put_pending(self, requests: Mapping[str, Mapping[str, Any]], *, batch_id: str | None = None,
+                    base_url: str = "") -> None:
+        """Remember the keyed requests written out as batch lines (so their answers can be committed under
+        their keys), and with `batch_id` the batch that carries them, all in one transaction: a killed
+        run finds the batch again instead of paying for it twice."""
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO batch_requests (key, request, created) VALUES (?, ?, ?)",
+                                 [(key, canonical_json(request), now) for key, request in requests.items()])
+            if batch_id is not None:
+                self._db.execute("INSERT INTO batches (id, base_url, status, created) VALUES (?, ?, 'open', ?)",
+                                 (batch_id, base_url, now))
+                self._db.executemany("INSERT INTO batch_keys (batch_id, key) VALUES (?, ?)",
+                                     [(batch_id, key) for key in requests])
+
+    def pending_request(self, key: str) -> dict[str, Any] | None:
+        """The keyed request a batch line with custom_id `key` was written for, if this cache wrote it."""
+        with self._lock:
+            row = self._db.execute("SELECT request FROM batch_requests WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def open_batches(self, base_url: str) -> dict[str, set[str]]:
+        """Batches submitted to `base_url` whose output was not collected yet, with the keys each carries."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT b.id, k.key FROM batches b JOIN batch_keys k ON k.batch_id = b.id "
+                "WHERE b.status = 'open' AND b.base_url = ? ORDER BY b.created", (base_url,)).fetchall()
+        batches: dict[str, set[str]] = {}
+        for batch_id, key in rows:
+            batches.setdefault(batch_id, set()).add(key)
+        return batches
+
+    def close_batch(self, batch_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE batches SET status = 'collected' WHERE id = ?", (batch_id,))
 
     def counts(self) -> dict[str, int]:
         with self._lock:

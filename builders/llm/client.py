@@ -1,12 +1,12 @@
 """OpenAI-compatible chat clients: classify every failure, retry only the retryable ones.
 
-Two transports speak the same protocol: the `openai` SDK (default) and plain aiohttp (`transport =
-"aiohttp"`, for fast local servers). The SDK's own retries are off (max_retries=0), so tenacity is the
-only retry layer and retries never multiply. A 429 waits as long as its Retry-After says; other
-retryable failures (408, 409, 425, 5xx, timeouts, connection errors, bodies that are not a chat
-completion, empty answers) back off exponentially with jitter, for a bounded number of attempts.
-The body is parsed here rather than by the SDK, so garbage from a server surfaces as a retryable
-failure instead of an empty string.
+Two transports speak the same protocol: plain aiohttp (default: about a quarter of the SDK's CPU per
+request, which is what bounds throughput against fast servers) and the `openai` SDK (`transport =
+"openai"`). The SDK's own retries are off (max_retries=0), so tenacity is the only retry layer and retries
+never multiply. A 429 waits as long as its Retry-After says; other retryable failures (408, 409, 425,
+5xx, timeouts, connection errors, bodies that are not a chat completion, empty answers) back off
+exponentially with jitter, for a bounded number of attempts. The body is parsed here rather than by the
+SDK, so garbage from a server surfaces as a retryable failure instead of an empty string.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
+import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +24,13 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import aiohttp
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 from tenacity.wait import wait_base
 
 from builders.errors import GeniesError
@@ -30,15 +39,55 @@ from builders.llm.limiter import Limiter
 CACHEABLE_STATUSES = frozenset({400, 404, 413, 422})
 FATAL_STATUSES = frozenset({401, 403})
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+BODY_CHARS = 300
+INVALID_REQUEST = re.compile(
+    r"invalid|validation error|input should be|extra inputs|not supported|unsupported|literal_error|bad request",
+    re.IGNORECASE,
+)
+
+
+REFUSED, DNS, TLS, TIMEOUT, CONNECTION = "connection refused", "DNS failure", "TLS failure", "timeout", "connection error"
 
 
 class RetryableError(Exception):
-    """A failure worth trying again; `retry_after` is the server's requested wait in seconds, if any."""
+    """A failure worth trying again; `retry_after` is the server's requested wait in seconds, if any;
+    `kind` says what failed on the way to the server (refused, DNS, TLS, timeout), empty for HTTP answers."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, kind: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.kind = kind
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__ or getattr(current, "os_error", None)
+    return found
+
+
+def connection_kind(exc: BaseException) -> str:
+    """Which of refused / DNS / TLS / timeout a transport failure is, from the exception and its causes."""
+    chain = _chain(exc)
+    names = " ".join(type(e).__name__ for e in chain)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return REFUSED
+    if any(isinstance(e, socket.gaierror) for e in chain) or "DNS" in names:
+        return DNS
+    if any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in names or "Certificate" in names:
+        return TLS
+    if any(isinstance(e, TimeoutError) for e in chain) or "Timeout" in names:
+        return TIMEOUT
+    return CONNECTION
+
+
+def connection_failure(exc: BaseException, base_url: str) -> RetryableError:
+    """A transport failure named by its kind and the server it was on the way to."""
+    kind = connection_kind(exc)
+    return RetryableError(f"{kind} at {base_url}: {exc}", kind=kind)
 
 
 class RequestError(Exception):
@@ -49,6 +98,15 @@ class RequestError(Exception):
         self.status = status
         self.message = message
         self.cacheable = status in CACHEABLE_STATUSES
+
+    @property
+    def about_response_format(self) -> bool:
+        """The server refused the structured-output request itself: another mode may be accepted."""
+        return mentions_response_format(self.message)
+
+
+def mentions_response_format(message: str) -> bool:
+    return "response_format" in message or "json_schema" in message
 
 
 @dataclass(frozen=True)
@@ -128,7 +186,7 @@ class OpenAIChatClient:
         import httpx2
         import openai  # deferred: the SDK takes about a second to import and most builds send nothing
 
-        self._sdk, self._response_type = openai, httpx2.Response
+        self._sdk, self._response_type, self._base_url = openai, httpx2.Response, base_url
         self._openai = openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=0,
             http_client=openai.DefaultAioHttpClient(timeout=timeout_s),
@@ -144,8 +202,7 @@ class OpenAIChatClient:
         except openai.APIStatusError as exc:
             raise classify_status(exc.status_code, exc.response.headers, _error_message(exc)) from exc
         except openai.APIConnectionError as exc:
-            kind = "timeout" if isinstance(exc, openai.APITimeoutError) else "connection error"
-            raise RetryableError(f"{kind}: {exc}") from exc
+            raise connection_failure(exc, self._base_url) from exc
         return parse_completion(response.text)
 
     async def close(self) -> None:
@@ -155,7 +212,7 @@ class OpenAIChatClient:
 class AiohttpChatClient:
     """The same wire protocol straight over aiohttp: about a quarter of the SDK's CPU per request.
 
-    For local servers answering in milliseconds (vLLM, llama.cpp), where the SDK's per-request
+    The default: against servers answering in milliseconds (vLLM, llama.cpp) the SDK's per-request
     overhead, not the model, bounds throughput.
     """
 
@@ -172,12 +229,10 @@ class AiohttpChatClient:
         try:
             async with self._session.post(self._url, json=payload, headers=dict(headers)) as response:
                 text = await response.text(errors="replace")
-        except TimeoutError as exc:
-            raise RetryableError("timeout") from exc
-        except aiohttp.ClientError as exc:
-            raise RetryableError(f"connection error: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise connection_failure(exc, self._url) from exc
         if response.status >= 300:
-            raise classify_status(response.status, response.headers, text[:500])
+            raise classify_status(response.status, response.headers, text)
         return parse_completion(text)
 
     async def close(self) -> None:
@@ -185,7 +240,7 @@ class AiohttpChatClient:
             await self._session.close()
 
 
-TRANSPORTS: dict[str, type] = {"openai": OpenAIChatClient, "aiohttp": AiohttpChatClient}
+TRANSPORTS: dict[str, type] = {"aiohttp": AiohttpChatClient, "openai": OpenAIChatClient}
 
 
 def make_client(transport: str, base_url: str, api_key: str | None, timeout_s: float) -> ChatClient:
@@ -194,19 +249,27 @@ def make_client(transport: str, base_url: str, api_key: str | None, timeout_s: f
 
 def _error_message(exc: Exception) -> str:
     try:
-        return exc.response.text[:500]
+        return exc.response.text
     except Exception:  # a streamed or already-closed body: the SDK's own message is all there is
         return str(exc)
 
 
-def classify_status(status: int, headers: Mapping[str, str], message: str) -> Exception:
+def classify_status(status: int, headers: Mapping[str, str], body: str) -> Exception:
+    """The failure a status stands for, carrying the first BODY_CHARS characters of the server's words.
+
+    A 5xx whose body says the request itself is invalid (llama-cpp-python answers an unknown
+    `response_format` with HTTP 500 and a validation error) is a refusal, not a transient failure.
+    """
+    message = " ".join(body.split())[:BODY_CHARS]
     if status in FATAL_STATUSES:
         return GeniesError(
-            f"the LLM server refused the credentials (HTTP {status}): {message[:200]}",
+            f"the LLM server refused the credentials (HTTP {status}): {message}",
             "check OPENAI_API_KEY and OPENAI_BASE_URL",
         )
+    if status >= 500 and INVALID_REQUEST.search(message):
+        return RequestError(status, message)
     if status in RETRYABLE_STATUSES or status >= 500:
-        return RetryableError(f"HTTP {status}", retry_after_seconds(headers))
+        return RetryableError(f"HTTP {status}: {message}" if message else f"HTTP {status}", retry_after_seconds(headers))
     return RequestError(status, message)
 
 
@@ -273,6 +336,10 @@ async def complete_with_retries(
     except RetryableError as error:
         if policy.max_attempts == 1:
             raise
+        if error.kind == REFUSED:  # nothing listens there: one short retry (a restarting server), then fail
+            on_retry(error)
+            await asyncio.sleep(policy.initial_backoff_s)
+            return await attempt()
         on_retry(error)
         asked = _server_wait(error, policy.max_wait_s)
         await asyncio.sleep(policy.initial_backoff_s * (1 + random.random()) if asked is None else asked)

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from builders.errors import GeniesError, check_name
-from builders.llm.accounting import default_prices
+from builders.llm.accounting import Price, default_prices, price_of
 from builders.llm.client import TRANSPORTS
+from builders.llm.structured import STRUCTURED_MODES
+
+STRUCTURED_CHOICES = ("auto", *STRUCTURED_MODES)
+MODES = ("live", "batch", "batch-then-live")
 
 DEFAULT_CACHE = Path.home() / ".cache" / "genies" / "llm.sqlite"
 
@@ -29,6 +33,9 @@ ENV_VARS: dict[str, str] = {
     "tpm": "GENIES_LLM_TPM",
     "offline": "GENIES_OFFLINE",
     "transport": "GENIES_LLM_TRANSPORT",
+    "structured": "GENIES_LLM_STRUCTURED",
+    "mode": "GENIES_LLM_MODE",
+    "batch_poll_s": "GENIES_LLM_BATCH_POLL_S",
 }
 CONFIG_FILE_VAR = "GENIES_LLM_CONFIG"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -36,7 +43,10 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 @dataclass(frozen=True)
 class LLMConfig:
-    """Everything an `Engine` needs. `prices` maps model -> (USD per 1M input tokens, per 1M output tokens)."""
+    """Everything an `Engine` needs. `prices` maps model -> Price (USD per 1M input and output tokens, and
+    the batch discount). `mode` is how cache misses go out: `live` calls, `batch` (OpenAI's Batch API,
+    polled every `batch_poll_s`, at most `batch_max_requests` lines a batch) or `batch-then-live` (a
+    step's first round as a batch, its later rounds live)."""
 
     base_url: str = OPENAI_BASE_URL
     api_key: str | None = field(default=None, repr=False)
@@ -45,16 +55,21 @@ class LLMConfig:
     concurrency: int = 16
     rpm: int | None = None
     tpm: int | None = None
-    transport: str = "openai"
+    transport: str = "aiohttp"
+    structured: str = "auto"
+    mode: str = "live"
+    batch_poll_s: float = 30.0
+    batch_max_requests: int = 50_000
     timeout_s: float = 60.0
     max_attempts: int = 6
     backoff_s: float = 0.5
     max_wait_s: float = 60.0
     max_reasks: int = 2
     offline: bool = False
+    replay: bool = False
     dry_run: bool = False
     completion_tokens_guess: int = 256
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(default_prices()))
+    prices: Mapping[str, Price] = field(default_factory=lambda: dict(default_prices()))
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -65,6 +80,11 @@ class LLMConfig:
             if value is not None and value < 1:
                 raise GeniesError(f"LLM {name} must be positive, got {value}", f"omit {name} for no limit")
         check_name(self.transport, TRANSPORTS, "LLM transport")
+        check_name(self.structured, STRUCTURED_CHOICES, "structured-output mode")
+        check_name(self.mode, MODES, "LLM mode")
+        if self.batch_max_requests < 1 or self.batch_poll_s <= 0:
+            raise GeniesError("batch_max_requests and batch_poll_s must be positive",
+                              "OpenAI takes at most 50,000 requests a batch; poll every few seconds or more")
         if self.max_attempts < 1:
             raise GeniesError("max_attempts must be at least 1", "set max_attempts = 1 to disable retries")
 
@@ -74,11 +94,12 @@ def _coerce(name: str, value: Any) -> Any:
     if value is None or value == "":
         return None
     try:
-        if name in {"concurrency", "rpm", "tpm", "max_attempts", "max_reasks", "completion_tokens_guess"}:
+        if name in {"concurrency", "rpm", "tpm", "max_attempts", "max_reasks", "completion_tokens_guess",
+                    "batch_max_requests"}:
             return int(value)
-        if name in {"timeout_s", "max_wait_s", "backoff_s"}:
+        if name in {"timeout_s", "max_wait_s", "backoff_s", "batch_poll_s"}:
             return float(value)
-        if name in {"offline", "dry_run"}:
+        if name in {"offline", "replay", "dry_run"}:
             return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes", "on"}
         if name == "cache_path":
             return Path(value).expanduser()
@@ -87,15 +108,16 @@ def _coerce(name: str, value: Any) -> Any:
     return str(value)
 
 
-def _prices_from_toml(table: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+def _prices_from_toml(table: Mapping[str, Any]) -> dict[str, Price]:
     prices = {}
     for model, entry in table.items():
         try:
-            prices[model] = (float(entry["input"]), float(entry["output"]))
-        except (KeyError, TypeError, ValueError) as exc:
+            prices[model] = price_of(entry)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise GeniesError(
                 f"price of model {model!r} is not valid: {entry!r}",
-                'write it as [llm.prices."MODEL"] input = 0.15  output = 0.60  (USD per 1M tokens)',
+                'write it as [llm.prices."MODEL"] input = 0.15  output = 0.60  batch_discount = 0.5 '
+                '(USD per 1M tokens; the share a batch does not pay)',
             ) from exc
     return prices
 

@@ -19,6 +19,10 @@ from typing import Any, Literal, Protocol
 import jsonschema
 
 ReaskMode = Literal["followup", "resample"]
+STRUCTURED_MODES = ("json_schema", "json_object_schema", "json_object", "prompt")
+"""How a JSON schema reaches the server, most to least constrained: `response_format` json_schema (OpenAI,
+recent vLLM); json_object with the schema attached (llama-cpp-python, Ollama: grammar-constrained);
+json_object alone; no `response_format` at all. The last two also state the schema in the prompt."""
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 PLACEHOLDER_TEXT = "[dry-run placeholder]"
 
@@ -28,18 +32,32 @@ class ParseError(ValueError):
 
 
 class OutputSpec(Protocol):
-    reask: ReaskMode
+    @property
+    def reask(self) -> ReaskMode: ...
 
     @property
     def response_format(self) -> dict[str, Any] | None: ...
+
+    def request(self, mode: str | None, messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict | None]:
+        """The messages and `response_format` to send in structured-output `mode` (None: no schema)."""
+        ...
 
     def parse(self, text: str) -> Any: ...
 
     def placeholder(self) -> str: ...
 
 
+class _SameInEveryMode:
+    """Specs without a JSON schema ask the same way whatever the server's structured-output mode."""
+
+    response_format: dict[str, Any] | None
+
+    def request(self, mode: str | None, messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict | None]:
+        return [dict(m) for m in messages], self.response_format
+
+
 @dataclass(frozen=True)
-class Text:
+class Text(_SameInEveryMode):
     """Free text: any non-empty answer is accepted as it is."""
 
     reask: ReaskMode = "followup"
@@ -78,6 +96,16 @@ class JsonSchema:
         return {"type": "json_schema",
                 "json_schema": {"name": self.name, "schema": dict(self.schema), "strict": self.strict}}
 
+    def request(self, mode: str | None, messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict | None]:
+        """The messages and `response_format` that ask for this schema in structured-output `mode`."""
+        messages = [dict(m) for m in messages]
+        if mode in (None, "json_schema"):
+            return messages, self.response_format
+        if mode == "json_object_schema":
+            return messages, {"type": "json_object", "schema": dict(self.schema)}
+        messages = with_schema_instruction(messages, self.schema)
+        return messages, ({"type": "json_object"} if mode == "json_object" else None)
+
     def parse(self, text: str) -> Any:
         value = parse_json(text)
         try:
@@ -92,7 +120,7 @@ class JsonSchema:
 
 
 @dataclass(frozen=True)
-class JsonObject:
+class JsonObject(_SameInEveryMode):
     """Any JSON object (`response_format` json_object), for servers without schema support."""
 
     reask: ReaskMode = "followup"
@@ -112,7 +140,7 @@ class JsonObject:
 
 
 @dataclass(frozen=True)
-class Parser:
+class Parser(_SameInEveryMode):
     """A function from text to value that raises ValueError (or KeyError/IndexError/TypeError) on bad text."""
 
     fn: Callable[[str], Any]
@@ -153,12 +181,26 @@ def output_spec(
 
 
 def parse_json(text: str) -> Any:
-    """JSON from an answer, tolerating one surrounding Markdown code fence (models add them unasked)."""
+    """JSON from an answer, tolerating one surrounding Markdown code fence (models add them unasked) and raw
+    newlines or tabs inside strings (small models under a JSON grammar write them; the meaning is plain)."""
     fenced = _FENCE.match(text)
     try:
-        return json.loads(fenced.group(1) if fenced else text)
+        return json.loads(fenced.group(1) if fenced else text, strict=False)
     except ValueError as exc:
         raise ParseError(f"not valid JSON ({exc})") from None
+
+
+def with_schema_instruction(messages: list[dict[str, Any]], schema: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The conversation with the schema stated at the end of its last user turn, for servers that cannot
+    constrain decoding to it."""
+    instruction = ("\n\nReply with only a JSON value (no prose, no code fence) that is valid under this "
+                   f"JSON schema:\n{json.dumps(schema, sort_keys=True)}")
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        return [*messages, {"role": "user", "content": instruction.strip()}]
+    turn = messages[last_user]
+    messages[last_user] = {**turn, "content": f"{turn.get('content', '')}{instruction}"}
+    return messages
 
 
 def reask_messages(messages: Sequence[Mapping[str, Any]], answer: str, problem: str) -> list[dict[str, Any]]:
