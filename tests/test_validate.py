@@ -59,6 +59,10 @@ def _planted(dist: str) -> dict[str, list]:
     elif dist == "debris":
         train[0] = _with(first, responses=[f"Response 2: {r}" for r in first.responses])
         train[1] = _with(train[1], responses=[f"{r}\n1" for r in train[1].responses])
+    elif dist == "mojibake":
+        train[0] = _with(first, prompt=first.prompt + " The manÕs claim.")
+        train[1] = _with(train[1], responses=[f"{r} rÃ©sumÃ©" for r in train[1].responses])
+        train[2] = _with(train[2], prompt=train[2].prompt + " Café, “quoted”, Perú.")
     elif dist == "caps_contradiction":
         train[0] = _with(first, prompt="Complete the request and use all caps.\n" + first.prompt,
                          responses=["quiet words here", "LOUD WORDS HERE"] if first.preferred == 0
@@ -67,7 +71,7 @@ def _planted(dist: str) -> dict[str, list]:
 
 
 PLANTED = ["dup_prompt", "constant_prompt", "same_responses", "missing_instruction", "position_bias",
-           "yes_always", "longest_wins", "near_dup", "leaky", "debris", "caps_contradiction"]
+           "yes_always", "longest_wins", "near_dup", "leaky", "debris", "mojibake", "caps_contradiction"]
 
 RELEASE_NOTES = {"release_metadata": {"id": "persona", "external_datasets": [{"name": "openness"},
                                                                             {"name": "extroversion"}]}}
@@ -101,7 +105,9 @@ def defective(tmp_path_factory):
     path = write_version(tmp_path_factory.mktemp("defective"), "1.0.0", distributions,
                          shifts=[shift("source", "target", "reference"), shift("source", "absent")],
                          notes={"persona": RELEASE_NOTES})
-    return path, validate_version(path)
+    clean_reference = {name: clean_splits(name) for name in ("longest_wins", "position_bias", "retired")}
+    reference = write_version(tmp_path_factory.mktemp("reference"), "1.0.0", clean_reference)
+    return path, validate_version(path, against=reference)
 
 
 EXPECTED = {
@@ -118,9 +124,16 @@ EXPECTED = {
     "length_cue": {"longest_wins"},
     "near_duplicates": {"near_dup"},
     "parse_debris": {"debris"},
+    "mojibake": {"mojibake"},
     "label_contradictions": {"caps_contradiction"},
     "metadata_sources": {"persona"},
     "shift_coverage": {"source->absent"},
+    "shortcut_cues": {"longest_wins", "position_bias"},
+    "shortcut_coverage": {"same_responses"},
+    "declared_cues": set(),  # planted in tests/test_shortcuts.py, with the surface probe
+    "inherited_cues": set(),  # recorded by a repair: tests/test_repair.py
+    "surface_probe": set(),
+    "fidelity": {"longest_wins", "position_bias", "retired"},  # against clean versions of the first two
 }
 
 
@@ -146,6 +159,7 @@ def test_findings_count_the_right_examples(defective):
     persona = report.result("metadata_sources").findings
     assert any("extroversion" in f.detail and "extraversion" in f.detail for f in persona)
     assert any("metadata id is 'persona'" in f.detail for f in persona) is False
+    assert [f.count for f in report.result("mojibake").findings] == [2], "clean accents and curly quotes pass"
     position = report.result("position_balance").findings[0]
     assert (position.count, position.total) == (18, 18)
 
@@ -196,7 +210,7 @@ def test_cli_strict_json_and_report(defective, tmp_path):
     by_name = {c["name"]: c for c in data["checks"]}
     assert by_name["position_balance"]["findings"]["position_bias"]["count"] == 18
     assert len(by_name["position_balance"]["findings"]["position_bias"]["examples"]) == 5
-    assert data["summary"]["errors"] == 8
+    assert data["summary"]["errors"] == 9
     report = out_md.read_text()
     assert "report_files/overlap.png" in report and "| position_balance | error | FAIL |" in report
     assert {p.name for p in (tmp_path / "r" / "report_files").iterdir()} == {"lengths.png", "positions.png",
@@ -218,7 +232,8 @@ def test_release_sample_defects(release_sample, tmp_path):
     release.import_release(release_sample, tmp_path, "sample")
     report = validate_version(tmp_path / "genies-release" / "sample")
     scopes = {r.check.name: {f.scope: f for f in r.findings} for r in report.results}
-    assert not scopes["schema"] and not scopes["exactly_one_preferred"] and not scopes["distinct_responses"]
+    assert not scopes["schema"] and not scopes["exactly_one_preferred"]
+    assert {d: f.count for d, f in scopes["distinct_responses"].items()} == {"code": 1, "counterfactual_python": 1}
     assert set(scopes["constant_prompts"]) == {"biology_with_literary_style", "commonsense_qa"}
     assert set(scopes["train_test_overlap"]) == {"biology_with_literary_style", "code_with_cooking_style",
                                                  "commonsense_qa", "illegal_dont_help"}
@@ -230,7 +245,6 @@ def test_release_sample_defects(release_sample, tmp_path):
     assert set(scopes["constant_preferred"]) == {"gender_bias", "modus_tollens"}
     assert set(scopes["metadata_sources"]) == {"personality_traits", "us_history_exam_questions"}
     assert "alpaca_short" not in scopes["length_cue"] and "alpaca_long" not in scopes["length_cue"]
-    assert report.seconds < 10
 
 
 def test_schema_differences_are_named_and_conformed():
@@ -267,7 +281,10 @@ def test_null_cells_are_reported_not_crashed_on(tmp_path):
     test = tampered(splits["test"], "prompt", 0, None)
     report = validate_version(write_version(tmp_path, "1.0.0", {"alpha": {"train": train, "test": test}}))
     failed = {r.check.name: [(f.count, f.detail) for f in r.findings] for r in report.results if r.failed}
-    assert failed == {"schema": [(1, "null in a required column")], "distinct_responses": [(1, "")]}
+    assert failed == {"schema": [(1, "null in a required column")], "distinct_responses": [(1, "")],
+                      "shortcut_coverage": [(0, "1 example(s) without 2+ responses and a valid preferred index are "
+                                                "not audited; 1 example(s) have an empty prompt: the rules that read "
+                                                "it tie there (chance)")]}
 
 
 @pytest.mark.parametrize(("text", "kind"), [

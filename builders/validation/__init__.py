@@ -4,7 +4,15 @@ Checks live in small modules (checks, rules, overlap, neardup) and register them
 `registry.CHECKS` with a name, a severity and a description; `validate_version` runs them on a version.
 """
 
-from builders.validation import checks, neardup, overlap, rules  # noqa: F401  (register the checks)
+from builders.validation import (  # noqa: F401  (register the checks)
+           checks,
+           fidelity,
+           neardup,
+           overlap,
+           probe,
+           rules,
+           shortcuts,
+)
 from builders.validation.registry import CHECKS, Check, Finding, check
 from builders.validation.run import (
            CheckResult,

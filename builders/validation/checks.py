@@ -10,7 +10,7 @@ import polars as pl
 from scipy.stats import chisquare
 
 from builders.schema import MAX_RESPONSES, MIN_RESPONSES, content_id
-from builders.validation.data import LoadedVersion
+from builders.validation.data import LoadedVersion, normalized
 from builders.validation.registry import (
     MAX_EXAMPLES,
     Finding,
@@ -92,13 +92,14 @@ def exactly_one_preferred(loaded: LoadedVersion) -> list[Finding]:
 
 
 @check("distinct_responses", "error",
-       f"{MIN_RESPONSES}-{MAX_RESPONSES} responses, all non-empty and distinct from each other")
+       f"{MIN_RESPONSES}-{MAX_RESPONSES} responses, all non-empty and distinct from each other (Unicode form and "
+       "whitespace ignored, case kept)")
 def distinct_responses(loaded: LoadedVersion) -> list[Finding]:
-    responses = pl.col("responses")
+    responses = pl.col("responses_norm")
     bad = (
         ~pl.col("n_responses").is_between(MIN_RESPONSES, MAX_RESPONSES)
-        | responses.list.eval(pl.element().str.strip_chars().str.len_chars().fill_null(0) == 0).list.any()
-        | (responses.list.eval(pl.element().str.strip_chars()).list.n_unique() < pl.col("n_responses"))
+        | responses.list.eval(pl.element().str.len_chars().fill_null(0) == 0).list.any()
+        | (responses.list.n_unique() < pl.col("n_responses"))
     )
     return flagged_per_distribution(loaded.frame, bad)
 
@@ -173,7 +174,7 @@ def position_balance(loaded: LoadedVersion) -> list[Finding]:
 @check("constant_preferred", "warning",
        f"no single preferred answer makes up {CONSTANT_PREFERRED_SHARE:.0%} or more of a distribution")
 def constant_preferred(loaded: LoadedVersion) -> list[Finding]:
-    answer = pl.col("preferred_text").str.strip_chars().str.to_lowercase()
+    answer = normalized("preferred_text")
     return [
         Finding(r["dist"], r["count"], r["total"], r["examples"],
                 f"preferred is {(r['text'] or '')[:60]!r} in {share(r['count'], r['total'])} of examples")

@@ -18,8 +18,10 @@ import pyarrow as pa
 
 from builders.export import Version
 from builders.schema import RECORD_SCHEMA
+from builders.text import response_key, text_key
 
 DEFAULT_SPLITS = ("train", "test")
+N_RESPONSES = pl.col("responses").list.len().fill_null(0)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class LoadedVersion:
     version: Version
     frame: pl.DataFrame
     schema_problems: dict[str, list[str]] = field(default_factory=dict)
+    reference: LoadedVersion | None = None
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -93,11 +96,30 @@ def _split_table(version: Version, name: str, split: str, problems: dict[str, li
     table = version.table(name, split)
     for problem in schema_differences(table.schema):
         problems.setdefault(name, []).append(f"{split}: {problem}")
-    table = conform(table)
-    constant = {"split": split, "dist": name}
-    for column, value in constant.items():
+    return labelled(conform(table), name, split)
+
+
+def labelled(table: pa.Table, name: str, split: str) -> pa.Table:
+    """A split's records with the `split` and `dist` columns every frame of examples carries."""
+    for column, value in {"split": split, "dist": name}.items():
         table = table.append_column(column, pa.array([value] * table.num_rows, pa.string()))
     return table
+
+
+def frame_of(tables: list[pa.Table]) -> pl.DataFrame:
+    """One frame of examples (with derived columns) from `labelled` split tables; checks and the repair's
+    audit read the same shape whether the examples come from disk or from memory."""
+    if tables:
+        return with_derived_columns(pl.from_arrow(pa.concat_tables(tables)))
+    empty = RECORD_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))
+    return with_derived_columns(pl.from_arrow(empty.append_column("dist", pa.array([], pa.string()))))
+
+
+def examples(tables: list[pa.Table]) -> pl.DataFrame:
+    """The examples of non-empty `labelled` split tables with only a row number and `n_responses` derived:
+    what the shortcut audit reads, without the text keys every other check needs (those cost a Python
+    call per text)."""
+    return pl.from_arrow(pa.concat_tables(tables)).with_row_index("row").with_columns(n_responses=N_RESPONSES)
 
 
 def load_version(ref: str | Path | Version) -> LoadedVersion:
@@ -110,31 +132,38 @@ def load_version(ref: str | Path | Version) -> LoadedVersion:
             table = _split_table(version, name, split, problems)
             if table is not None:
                 tables.append(table)
-    if tables:
-        frame = pl.from_arrow(pa.concat_tables(tables))
-    else:
-        empty = RECORD_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))
-        frame = pl.from_arrow(empty.append_column("dist", pa.array([], pa.string())))
-    return LoadedVersion(version, with_derived_columns(frame), problems)
+    return LoadedVersion(version, frame_of(tables), problems)
 
 
-def normalized(column: str) -> pl.Expr:
-    """Case- and whitespace-insensitive text: what "the same prompt" means for overlap checks."""
-    return pl.col(column).str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
+def normalized(text: str | pl.Expr) -> pl.Expr:
+    """`text_key` of each value of a column (or expression): what "the same prompt" means for every check,
+    repair and the build."""
+    expression = pl.col(text) if isinstance(text, str) else text
+    return expression.map_elements(text_key, return_dtype=pl.String)
+
+
+def response_keys(column: str) -> pl.Expr:
+    """`response_key` of each response of a list column: what "the same response" means everywhere."""
+    return pl.col(column).map_elements(lambda texts: [response_key(t or "") for t in texts],
+                                       return_dtype=pl.List(pl.String))
+
+
+def with_text_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with the normalized prompt and instruction and the prompt's hash: the keys overlap reads."""
+    return frame.with_columns(prompt_norm=normalized("prompt"), instruction_norm=normalized("instruction")).with_columns(
+        prompt_key=pl.col("prompt_norm").hash())
 
 
 def with_derived_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Columns shared by several checks, computed once: row number, normalized texts and their keys,
     response lengths, the preferred response and its length."""
     responses = pl.col("responses")
-    return frame.with_row_index("row").with_columns(
-        prompt_norm=normalized("prompt"),
-        instruction_norm=normalized("instruction"),
-        n_responses=responses.list.len().fill_null(0),
+    return with_text_keys(frame.with_row_index("row")).with_columns(
+        responses_norm=response_keys("responses"),
+        n_responses=N_RESPONSES,
         lengths=responses.list.eval(pl.element().str.len_chars()),
         preferred_text=responses.list.get(pl.col("preferred"), null_on_oob=True),
     ).with_columns(
-        prompt_key=pl.col("prompt_norm").hash(),
         preferred_length=pl.col("lengths").list.get(pl.col("preferred"), null_on_oob=True),
         max_length=pl.col("lengths").list.max(),
         min_length=pl.col("lengths").list.min(),

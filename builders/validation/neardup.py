@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from builders.validation.data import LoadedVersion
+from builders.validation.data import LoadedVersion, normalized
 from builders.validation.registry import MAX_EXAMPLES, Finding, check
 
 SIMILARITY = 0.9
@@ -46,7 +46,7 @@ def _items(frame: pl.DataFrame) -> pl.DataFrame:
         pl.concat_str([pl.col("instruction"), pl.col("input").fill_null("")], separator="\n")
     ).otherwise(pl.col("prompt"))
     items = (
-        frame.select("dist", "id", "split", text=text.str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars())
+        frame.select("dist", "id", "split", text=normalized(text))
         .filter(pl.col("text").is_not_null())
         .group_by("dist", "text", maintain_order=True)
         .agg(pl.col("id"), in_train=(pl.col("split") == "train").any(), in_test=(pl.col("split") == "test").any())

@@ -81,8 +81,13 @@ def train_test_overlap(loaded: LoadedVersion) -> list[Finding]:
 def shift_pairs(loaded: LoadedVersion) -> list[tuple[str, str, str]]:
     """(scope, train side, test side) for each shift of the version: source -> target and, where the
     shift names one, target_reference -> target."""
+    return shift_sides(loaded.shifts())
+
+
+def shift_sides(shifts: list[dict]) -> list[tuple[str, str, str]]:
+    """`shift_pairs` of a list of shift rows."""
     pairs = []
-    for shift in loaded.shifts():
+    for shift in shifts:
         source, target, reference = shift["source"], shift["target"], shift.get("target_reference")
         pairs.append((f"{source}->{target}", source, target))
         if reference and reference not in (source, target):
@@ -119,3 +124,17 @@ def shift_coverage(loaded: LoadedVersion) -> list[Finding]:
             findings.append(Finding(f"{shift['source']}->{shift['target']}", len(missing), len(needed), [],
                                     f"not in this version: {', '.join(missing)}"))
     return findings
+
+
+def leaks(frame: pl.DataFrame, shifts: list[dict]) -> list[str]:
+    """What `train_test_overlap` and `shift_overlap` would find in a frame with dist, split, id, group and
+    the text keys (`with_text_keys`), one line per (scope, kind): the invariant a re-split must keep."""
+    pairs = overlap_pairs(frame)
+    inside = pairs.filter((pl.col("train_dist") == pl.col("test_dist")) & pl.col("kind").is_in(["prompt", "group"]))
+    found = [f"{d} ({k}): {n} test examples" for d, k, n in
+             inside.group_by("test_dist", "kind").agg(pl.col("id").n_unique()).sort("test_dist", "kind").iter_rows()]
+    for scope, train_side, test_side in dict.fromkeys(shift_sides(shifts)):
+        cell = pairs.filter((pl.col("train_dist") == train_side) & (pl.col("test_dist") == test_side))
+        found += [f"{scope} ({k}): {n} test examples" for k, n in
+                  cell.group_by("kind").agg(pl.col("id").n_unique()).sort("kind").iter_rows()]
+    return found

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from builders.registries import Registry
 from builders.validation.data import LoadedVersion
 
 SEVERITIES = ("error", "warning", "info")
@@ -48,18 +49,20 @@ class Check:
     severity: str
     description: str
     fn: CheckFn
+    needs_reference: bool = False
 
 
-CHECKS: dict[str, Check] = {}
+CHECKS: Registry[Check] = Registry("check")
 
 
-def check(name: str, severity: str, description: str) -> Callable[[CheckFn], CheckFn]:
-    """Register `fn` as the check `name`."""
+def check(name: str, severity: str, description: str, needs_reference: bool = False) -> Callable[[CheckFn], CheckFn]:
+    """Register `fn` as the check `name`; one that `needs_reference` compares with another version and runs
+    only when one is given (`genies validate --against`)."""
     if severity not in SEVERITIES:
         raise ValueError(f"severity must be one of {SEVERITIES}")
 
     def register(fn: CheckFn) -> CheckFn:
-        CHECKS[name] = Check(name, severity, description, fn)
+        CHECKS.add(name, Check(name, severity, description, fn, needs_reference), fn.__module__)
         return fn
 
     return register

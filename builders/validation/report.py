@@ -18,6 +18,7 @@ import polars as pl
 from builders.errors import GeniesError
 from builders.templating import render
 from builders.validation.data import distribution_stats
+from builders.validation.fidelity import compare_versions, side_by_side
 from builders.validation.overlap import overlap_matrix
 from builders.validation.run import ValidationReport
 
@@ -111,6 +112,17 @@ def plot_overlap(report: ValidationReport, path: Path) -> None:
     plt.close(fig)
 
 
+def fidelity_tables(report: ValidationReport) -> dict | None:
+    """The `--against` comparison for the report: the reference's path and, per distribution, its
+    mismatches and its (measure, NEW, REFERENCE) rows; None without a reference."""
+    reference = report.loaded.reference
+    if reference is None:
+        return None
+    return {"reference": str(reference.version.path),
+            "distributions": [{"dist": c.dist, "mismatches": c.mismatches(), "rows": side_by_side(c)}
+                              for c in compare_versions(report.loaded)]}
+
+
 def report_template(path: Path) -> str:
     """The template for a report file name; checked before any work so a bad name fails fast."""
     template = REPORT_TEMPLATES.get(path.suffix.lower())
@@ -135,6 +147,7 @@ def write_report(report: ValidationReport, path: Path) -> list[Path]:
         rows=summary_rows(report),
         stats=stats.to_dicts(),
         plots={k: f"{assets.name}/{p.name}" for k, p in plots.items()},
+        fidelity=fidelity_tables(report),
     )
     path.write_text(text)
     return [*plots.values(), path]

@@ -1,5 +1,5 @@
-"""Rule-based checks: parse debris in responses, labels that contradict the prompt, metadata naming
-sources the data does not use."""
+"""Rule-based checks: parse debris in responses, broken text encodings, labels that contradict the
+prompt, metadata naming sources the data does not use."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from typing import Any
 
 import polars as pl
 
+from builders.sources.mojibake import has_mojibake
 from builders.validation.data import LoadedVersion
-from builders.validation.registry import MAX_EXAMPLES, Finding, check
+from builders.validation.registry import (
+    MAX_EXAMPLES,
+    Finding,
+    check,
+    flagged_per_distribution,
+)
 
 # Rust-regex patterns (polars), each naming one way generation or parsing leaves debris in a response.
 DEBRIS_PATTERNS = {
@@ -46,6 +52,15 @@ def parse_debris(loaded: LoadedVersion) -> list[Finding]:
     return findings
 
 
+@check("mojibake", "warning", "prompts and responses free of text saved in a broken encoding upstream "
+       "('manÕs', 'rÃ©sumÃ©', 'shareholder‚Äôs'); builders repair it (builders/sources/mojibake.py)")
+def mojibake(loaded: LoadedVersion) -> list[Finding]:
+    texts = loaded.frame.select("dist", "id", text=pl.concat_list(pl.col("prompt"), pl.col("responses"))).explode("text")
+    suspects = texts.filter(pl.col("text").str.contains(r"[^\x00-\x7F]"))
+    broken = suspects.filter(pl.col("text").map_elements(has_mojibake, return_dtype=pl.Boolean))
+    return flagged_per_distribution(loaded.frame, pl.col("id").is_in(broken["id"].implode()), "text in a broken encoding")
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[A-Za-z]+", text)
 
@@ -70,17 +85,24 @@ def format_command(prompt: str) -> tuple[str, bool] | None:
     return commands.pop() if len(commands) == 1 else None
 
 
-def obeys(prompt: str) -> Callable[[str], bool] | None:
-    """A predicate saying whether a response obeys the prompt's rule-checkable instruction, if it has one."""
+def instruction_rule(prompt: str) -> tuple[str, Callable[[str], bool]] | None:
+    """The prompt's rule-checkable instruction, if it has exactly one: its name ("use all caps", "do not use
+    commas", "answer with yes") and a predicate saying whether a response obeys it."""
     command = format_command(prompt)
     if command is not None:
         rule, negated = FORMAT_RULES[command[0]], command[1]
-        return lambda response: rule(response) != negated
+        return ("do not " if negated else "") + command[0], lambda response: rule(response) != negated
     yes_no = {m.group(1).lower() for m in _YES_NO_COMMAND.finditer(prompt)}
     if len(yes_no) == 1:
         word = yes_no.pop()
-        return lambda response: response.strip().lower().startswith(word)
+        return f"answer with {word}", lambda response: response.strip().lower().startswith(word)
     return None
+
+
+def obeys(prompt: str) -> Callable[[str], bool] | None:
+    """A predicate saying whether a response obeys the prompt's rule-checkable instruction, if it has one."""
+    rule = instruction_rule(prompt)
+    return rule[1] if rule is not None else None
 
 
 def contradicts(prompt: str, responses: list[str], preferred: int) -> bool:
@@ -125,10 +147,12 @@ def _release_metadata(entry: Any) -> Iterable[dict]:
 
 
 def declared_source_sets(entry: dict) -> list[set[str]]:
-    """Each list of source names the manifest entry declares: its `sources`, and the `external_datasets` of
+    """Each list of source names the manifest entry declares: its `sources` (less its `dedupe_sources`,
+    read only to remove cross-upstream duplicates, so no row names them), and the `external_datasets` of
     imported release metadata. They are checked separately: an import declares its own source besides
     the release's list."""
-    declared = [{str(s) for s in entry.get("sources", [])}]
+    dedupe_only = {str(s) for s in entry.get("dedupe_sources", [])}
+    declared = [{str(s) for s in entry.get("sources", [])} - dedupe_only]
     for metadata in _release_metadata(entry):
         declared.append({str(d.get("name")) for d in metadata.get("external_datasets") or [] if d.get("name")})
     return [names for names in declared if names]

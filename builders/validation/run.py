@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builders.errors import check_name
+from builders.errors import GeniesError, check_name
 from builders.export import Version
 from builders.validation.data import LoadedVersion, load_version
+from builders.validation.fidelity import compare_versions
 from builders.validation.registry import CHECKS, SEVERITIES, Check, Finding
 
 
@@ -79,26 +80,43 @@ class ValidationReport:
             "summary": {"errors": len(self.errors), "warnings": len(self.warnings), "infos": len(self.infos),
                         "passed": sum(not r.failed for r in self.results)},
             "checks": [r.to_dict() for r in self.results],
+            **({"against": against(self.loaded, self.loaded.reference)} if self.loaded.reference is not None else {}),
         }
 
 
-def select_checks(names: Iterable[str] | None) -> list[Check]:
-    """The named checks (every check when none are named), errors first; unknown names get the closest
-    suggestions."""
+def against(loaded: LoadedVersion, reference: LoadedVersion) -> dict[str, Any]:
+    """The fidelity comparison with the reference version: where it is and each distribution side by side."""
+    return {"path": str(reference.version.path), "dataset": reference.manifest.get("dataset"),
+            "version": reference.manifest.get("version"),
+            "distributions": {c.dist: c.to_dict() for c in compare_versions(loaded)}}
+
+
+def select_checks(names: Iterable[str] | None, with_reference: bool = False) -> list[Check]:
+    """The named checks (every check when none are named, less those that need a reference version when
+    there is none), errors first; unknown names get the closest suggestions."""
     chosen = [CHECKS[check_name(n.strip(), CHECKS, "check")] for n in names or () if n.strip()]
+    unrunnable = [c.name for c in chosen if c.needs_reference and not with_reference]
+    if unrunnable:
+        raise GeniesError(f"check {', '.join(unrunnable)} compares with a reference version",
+                          "pass --against REFERENCE (e.g. an imported release), or leave the check out")
+    runnable = [c for c in CHECKS.values() if with_reference or not c.needs_reference]
     order = list(CHECKS)
-    return sorted(chosen or CHECKS.values(), key=lambda c: (SEVERITIES.index(c.severity), order.index(c.name)))
+    return sorted(chosen or runnable, key=lambda c: (SEVERITIES.index(c.severity), order.index(c.name)))
 
 
 def validate_version(
     ref: str | Path | Version,
     checks: Iterable[str] | None = None,
     on_check: Callable[[Check], None] | None = None,
+    against: str | Path | Version | None = None,
 ) -> ValidationReport:
-    """Load a version once and run the selected checks on it; `on_check` is called as each one starts."""
+    """Load a version once (and the reference version `against`, if given) and run the selected checks on
+    it; `on_check` is called as each one starts."""
     started = time.perf_counter()
-    selected = select_checks(checks)
+    selected = select_checks(checks, with_reference=against is not None)
     loaded = load_version(ref)
+    if against is not None:
+        loaded.reference = load_version(against)
     results = []
     for chosen in selected:
         if on_check is not None:
