@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from builders.categories.code import NO, YES
-from builders.registry import BuildContext, builder
+from builders.discovery import resolve
+from builders.registry import BuildContext
 from builders.sandbox import Sandbox, TestSuite
 
 FIXTURE = Path(__file__).parent / "fixtures" / "builders_code"
@@ -39,7 +40,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 def build(name: str, cache_dir: Path, seed: int = 0) -> tuple[list, BuildContext]:
     ctx = BuildContext(name, seed=seed, mirror=FIXTURE, cache_dir=cache_dir)
-    return list(builder(name).fn(ctx)), ctx
+    return list(resolve(name).fn(ctx)), ctx
 
 
 def suite_of(record) -> TestSuite:

@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from builders.categories.comparisons import EXCELLENT, LENGTH_RATIO, MEDIOCRE, OFF_TOPIC_MIN_SCORE
-from builders.registry import BuildContext, builder
+from builders.categories.comparisons import (
+    EXCELLENT,
+    LENGTH_RATIO,
+    MEDIOCRE,
+    OFF_TOPIC_MIN_SCORE,
+)
+from builders.discovery import resolve
+from builders.registry import BuildContext
 from builders.sources import SourceUnavailable
 from builders.splits import split_of
 
@@ -24,7 +30,7 @@ SHP_ROWS = [json.loads(line) for path in sorted((FIXTURE / "shp").glob("*/*.json
 
 def build(name: str, tmp_path: Path, seed: int = 0) -> list:
     ctx = BuildContext(name, seed=seed, mirror=FIXTURE, cache_dir=tmp_path / "cache")
-    return list(builder(name).fn(ctx))
+    return list(resolve(name).fn(ctx))
 
 
 def upstream_scores(row_index: str) -> dict[str, float]:
@@ -60,7 +66,7 @@ def test_short_and_long_share_no_instruction_nor_do_low_and_high(tmp_path):
 
 def test_a_repeated_instruction_is_used_once(tmp_path):
     ctx = BuildContext("alpaca_high_quality", mirror=FIXTURE, cache_dir=tmp_path / "cache")
-    records = list(builder("alpaca_high_quality").fn(ctx))
+    records = list(resolve("alpaca_high_quality").fn(ctx))
     repeated = str(len(GPT4_ROWS) - 1)
     assert [r.raw for r in ctx.rejects] == [{"row_key": repeated}]
     assert "row 1" in ctx.rejects[0].reason
@@ -132,7 +138,7 @@ def test_reddit_pairs_follow_the_score_rule_one_per_post(name, preferred_band, o
 def test_missing_source_says_which_one(tmp_path):
     ctx = BuildContext("alpaca_short", mirror=tmp_path, cache_dir=tmp_path / "cache", offline=True)
     with pytest.raises(SourceUnavailable, match="gpt4_llm_comparison"):
-        list(builder("alpaca_short").fn(ctx))
+        list(resolve("alpaca_short").fn(ctx))
 
 
 @pytest.mark.parametrize("name", ["alpaca_low_quality", "alpaca_high_quality", "shp_low_quality",

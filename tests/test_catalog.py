@@ -7,7 +7,6 @@ import pytest
 from builders.catalog import load_catalog
 from builders.errors import UnknownNameError
 
-
 GENIES_CATEGORIES = {"difficulty", "encoding", "pretraining_similarity", "skill", "context", "quality",
                      "unwanted_personas", "spurious_cues"}
 
@@ -23,16 +22,16 @@ def test_catalog_has_8_categories_56_shifts_15_genies():
 
 def test_new_categories_are_additional():
     catalog = load_catalog()
-    assert set(catalog.categories) - GENIES_CATEGORIES == {"perturbation", "lingual"}
+    assert set(catalog.categories) - GENIES_CATEGORIES >= {"perturbation", "lingual"}
     assert len({(s.source, s.target) for s in catalog.shifts}) == len(catalog.shifts)
     assert not any(s.benchmarks for s in catalog.shifts if s.category not in GENIES_CATEGORIES)
 
 
 def test_labels_follow_categories():
     catalog = load_catalog()
-    probing = {s.category for s in catalog.shifts if s.label == "probing"}
+    probing = {s.category for s in catalog.shifts if s.label == "probing" and s.category in GENIES_CATEGORIES}
     assert probing == {"unwanted_personas", "spurious_cues"}
-    assert {s.category for s in catalog.shifts if s.label == "robustness"} == {"perturbation", "lingual"}
+    assert {s.category for s in catalog.shifts if s.label == "robustness"} >= {"perturbation", "lingual"}
 
 
 def test_target_references():

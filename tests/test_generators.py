@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from fractions import Fraction
 
 import pytest
 
-from builders.generators.crt import CrtItem, dollars, generate_crt, is_correct, solve_prices
+from builders.generators.crt import (
+    CLASSIC,
+    EVEN_SPLIT,
+    FINISH,
+    GROWTHS,
+    REACH,
+    CrtItem,
+    DoublingItem,
+    WorkRateItem,
+    dollars,
+    doubling_shapes,
+    generate_crt,
+    generate_doubling,
+    generate_work_rate,
+    in_words,
+    is_correct,
+    quoted_numbers,
+    solve_prices,
+    work_time,
+)
 from builders.generators.ranking import Above, AtRank, count_orderings, generate_ranking
-from builders.generators.raven import CONFIGURATIONS, generate_numeric, generate_raven, solve_raven, violations
-from builders.generators.rules import completes, infer_answer
+from builders.generators.raven import (
+    CONFIGURATIONS,
+    generate_numeric,
+    generate_raven,
+    numeric_distractors,
+    solve_raven,
+    violations,
+)
+from builders.generators.rules import completes, infer_answer, visible_part
 
 
 def brute_force_orderings(n: int, clues) -> list[tuple[int, ...]]:
@@ -158,7 +185,6 @@ def test_numeric_candidates_give_no_middle_largest_or_smallest_cue():
     for seed in range(items):
         puzzle = generate_numeric(random.Random(seed))
         candidates = [puzzle.answer, *puzzle.distractors]
-        assert len({b - a for a, b in itertools.pairwise(sorted(candidates))}) == 1, "evenly spaced"
         spread = [sum(abs(c - other) for other in candidates) for c in candidates]
         hits["middle"] += _expected_hit(spread, pick_highest=False)
         hits["largest"] += _expected_hit(candidates, pick_highest=True)
@@ -166,9 +192,30 @@ def test_numeric_candidates_give_no_middle_largest_or_smallest_cue():
     assert {name: hit / items <= CHANCE + TOLERANCE for name, hit in hits.items()} == dict.fromkeys(hits, True), hits
 
 
+def test_numeric_answer_is_in_the_grid_about_as_often_as_a_distractor():
+    """'Pick the number shown in the grid' found the answer far above chance when distractors were drawn
+    near the answer. Constant and distribute_three grids show only two numbers besides the answer, so
+    the rule keeps a third of those: about 0.3 overall, never near the 0.4 that a cue would reach."""
+    items, in_grid, answer_in_grid = 600, 0.0, 0
+    for seed in range(items):
+        puzzle = generate_numeric(random.Random(seed))
+        shown = [v for row in visible_part(puzzle.grid) for v in row]
+        candidates = [puzzle.answer, *puzzle.distractors]
+        in_grid += _expected_hit([c in shown for c in candidates], pick_highest=True)
+        answer_in_grid += puzzle.answer in shown
+    assert in_grid / items <= CHANCE + 0.07
+    assert 0.3 < answer_in_grid / items < 0.95, "the answer is in the grid for some rules and not for others"
+
+
+def test_numeric_distractors_stay_in_the_grid_when_the_answer_does():
+    visible = [[4, 4, 4], [9, 9, 9], [2, 2]]  # constant rows: 2 completes, 4 and 9 are shown but wrong
+    distractors = numeric_distractors(random.Random(0), visible, 2, 3, 1, 12)
+    assert {4, 9} < set(distractors) and not any(completes(visible, d) for d in distractors)
+
+
 def test_crt_items_have_computed_correct_and_intuitive_answers():
     items = [generate_crt(random.Random(seed)) for seed in range(100)]
-    assert 30 < sum(item.asks_expensive for item in items) < 70, "ask for either item, so 'smaller' is no cue"
+    assert 15 < sum(item.asks_expensive for item in items) < 40, "ask for either item"
     for item in items:
         assert is_correct(item, item.correct_cents)
         assert not is_correct(item, item.intuitive_cents)
@@ -178,11 +225,92 @@ def test_crt_items_have_computed_correct_and_intuitive_answers():
         assert item.question.endswith(f"How much does the {item.asked} cost?")
 
 
+def _correct_is_larger_share(pairs: list[tuple[Fraction, Fraction]]) -> float:
+    return sum(correct > intuitive for correct, intuitive in pairs) / len(pairs)
+
+
+def test_crt_answers_are_never_quoted_and_neither_size_nor_round_dollars_is_a_cue():
+    """The intuitive answer is what a hasty reader computes, not a number copied from the problem."""
+    items = [generate_crt(random.Random(seed)) for seed in range(400)]
+    for item in items:
+        quoted = quoted_numbers(item.question)
+        assert item.correct_cents / 100 not in quoted and item.intuitive_cents / 100 not in quoted, item.question
+    assert 0.4 < _correct_is_larger_share([(i.correct_cents, i.intuitive_cents) for i in items]) < 0.6
+    assert sum(item.difference_cents % 100 == 0 for item in items) < 40, "differences are not all whole dollars"
+    assert {item.error for item in items} == {CLASSIC, EVEN_SPLIT}
+
+
+def test_crt_even_split_error_is_the_whole_difference_applied_to_half_the_total():
+    cheap = CrtItem("bat", "ball", 110, 10, error=EVEN_SPLIT)
+    assert (cheap.correct_cents, cheap.intuitive_cents) == (50, 45)
+    dear = CrtItem("bat", "ball", 110, 10, asks_expensive=True, error=EVEN_SPLIT)
+    assert (dear.correct_cents, dear.intuitive_cents) == (60, 65)
+    with pytest.raises(ValueError, match="quotes"):
+        CrtItem("bat", "ball", 110, 100, asks_expensive=True)
+
+
+def _simulated_work_time(item: WorkRateItem) -> int:
+    """Hours until `asked` workers finish `asked` items, ticking one time unit at a time."""
+    per_worker_per_unit = Fraction(item.known, item.known * item.known)
+    done, elapsed = Fraction(0), 0
+    while done < item.asked:
+        done += item.asked * per_worker_per_unit
+        elapsed += 1
+    return elapsed
+
+
+def test_work_rate_answers_come_from_the_rate_and_name_both_candidates_in_words():
+    items = [generate_work_rate(random.Random(seed)) for seed in range(300)]
+    for item in items:
+        assert item.correct == _simulated_work_time(item) != item.intuitive
+        assert not quoted_numbers(item.question), "no digits: the digit answer '3 hours' is never quoted"
+        assert f" {in_words(item.correct)} " in item.question and f" {in_words(item.intuitive)} " in item.question
+    assert 0.4 < sum(item.asked_first for item in items) / len(items) < 0.6, "either crew is named first"
+    assert in_words(27) == "twenty-seven" and in_words(13) == "thirteen" and in_words(40) == "forty"
+    assert work_time(5, 5, 5, 100, 100) == 5 and work_time(2, 4, 6, 4, 4) == 3
+    assert 0.4 < _correct_is_larger_share([(i.correct, i.intuitive) for i in items]) < 0.6
+
+
+def _simulated_doubling(item: DoublingItem) -> int:
+    """Time units between the two sizes the question names, by doubling from one seed period by period."""
+    full = 2**item.doublings
+    size, sizes = 1, {0: 1}
+    for elapsed in range(item.period, item.total + 1, item.period):
+        size *= 2
+        sizes[elapsed] = size
+    part = next(t for t, s in sizes.items() if s == Fraction(full, 2**item.halvings))
+    return part if item.kind == REACH else item.total - part
+
+
+def test_doubling_answers_match_a_simulation_and_are_never_quoted():
+    items = [generate_doubling(random.Random(seed)) for seed in range(300)]
+    for item in items:
+        assert item.correct == _simulated_doubling(item) != item.intuitive
+        assert not {item.correct, item.intuitive} & quoted_numbers(item.question), item.question
+    assert {item.kind for item in items} == {REACH, FINISH}
+    assert 0.4 < _correct_is_larger_share([(i.correct, i.intuitive) for i in items]) < 0.6
+
+
+def test_every_doubling_answer_is_as_likely_correct_as_intuitive():
+    """Drawn without balancing, "2 days" was mostly a correct answer and "9 days" mostly an intuitive one,
+    so the numbers alone told the answer; the balanced weights make each number's two roles equally likely."""
+    shapes, weights = doubling_shapes()
+    as_correct: Counter = Counter()
+    as_intuitive: Counter = Counter()
+    for (kind, halvings, period, doublings), weight in zip(shapes, weights):
+        item = DoublingItem(GROWTHS[0], "day", period, doublings, kind, halvings)
+        as_correct[item.correct] += weight
+        as_intuitive[int(item.intuitive)] += weight
+    assert sum(abs(as_correct[v] - as_intuitive[v]) for v in as_correct | as_intuitive) < 1e-6
+    assert sum(w for (kind, *_), w in zip(shapes, weights) if kind == REACH) == pytest.approx(0.5)
+    assert sum(w > 0 for w in weights) > 1000, "the weights stay spread over many shapes"
+
+
 def test_crt_classic_bat_and_ball():
     assert solve_prices(110, 100) == (Fraction(105), Fraction(5))
-    ball, bat = CrtItem("bat", "ball", 110, 100), CrtItem("bat", "ball", 110, 100, asks_expensive=True)
+    ball, bat = CrtItem("bat", "ball", 110, 100), CrtItem("bat", "ball", 110, 100, asks_expensive=True, error=EVEN_SPLIT)
     assert (ball.correct_cents, ball.intuitive_cents) == (5, 10)
-    assert (bat.correct_cents, bat.intuitive_cents) == (105, 100)
+    assert bat.correct_cents == 105
     assert dollars(5) == "$0.05" and dollars(123456) == "$1,234.56"
     with pytest.raises(ValueError):
         dollars(Fraction(11, 2))

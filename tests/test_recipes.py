@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from builders.cli import app
+from builders.discovery import discover
 from builders.errors import GeniesError
 from builders.llm import Engine, LLMConfig
 from builders.pipeline import (
@@ -31,18 +32,20 @@ from builders.recipes import (
     get_spec,
     load_spec,
     load_specs,
+    run_recipe,
 )
 from builders.recipes.steps import quality_problem, rouge_l, strip_debris
-from builders.registry import BuildContext, discover
+from builders.recipes.syntax_change import CHANGES, apply_changes
+from builders.registry import BuildContext
 from builders.validation.run import validate_version
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, RELEASE_SAMPLE
 from tests.llm_server import LLMServer, ServerConfig
 from tests.recipe_responder import FLAW, SchemaResponder
 
 # The recipes this file builds end to end; add a new spec's name here (docs/recipes.md).
-RECIPES = ["alpaca_easy", "alpaca_hard", "biology_with_literary_style", "cooking", "counterfactual_python",
-           "creative_writing", "crt_2", "crt_3", "illegal_dont_help", "math_easy", "pursue_goals",
-           "relinquish_power", "unhelpful_alpaca"]
+RECIPES = ["alpaca_easy", "alpaca_hard", "biology_with_literary_style", "code_with_cooking_style", "cooking",
+           "counterfactual_python", "creative_writing", "illegal_dont_help", "math_easy", "pursue_goals",
+           "relinquish_power", "unhelpful_alpaca", "us_history_exam_questions"]
 LIMIT = 6
 
 
@@ -53,7 +56,7 @@ def engine_for(server: LLMServer, cache: Path, *, offline: bool = False) -> Engi
 
 @pytest.fixture(scope="module")
 def faulty_server() -> Iterator[LLMServer]:
-    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.25), rate_500=0.05), port=18641) as server:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.25), rate_500=0.05)) as server:
         yield server
 
 
@@ -81,6 +84,7 @@ def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(fau
         assert result.rows("train") + result.rows("test") >= LIMIT, result.name
         for record in result.splits["train"]:
             assert record.provenance.llm_requests and record.meta["recipe"] == result.name
+            assert len(record.responses) == get_spec(result.name).responses
             assert sum(FLAW in r for r in record.responses) == len(record.responses) - 1
             assert not any(r.startswith("Response") for r in record.responses)
     validation = validate_version(report.path)
@@ -93,7 +97,7 @@ def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(fau
 
 def test_a_server_answering_the_check_at_random_still_builds(tmp_path: Path) -> None:
     """An unfamiliar server that knows nothing of the items: only the re-identified ones are kept."""
-    names = ["alpaca_easy", "crt_2"]
+    names = ["alpaca_easy", "cooking"]
     config = ServerConfig(responder=SchemaResponder(fault_rate=0.15, informed_check=False))
     with LLMServer(config) as server:
         report = build_version(server, tmp_path / "cache", tmp_path / "out", names)
@@ -120,7 +124,7 @@ def test_every_candidate_is_built_or_rejected_with_a_step_label(tmp_path: Path) 
         ctx = BuildContext("cooking", train_size=5, test_size=5, llm=engine)
         run = RecipeRun(ctx, get_spec("cooking"))
         made = []
-        original = STEPS["generate"].fn
+        original = STEPS["generate"].run
 
         def counting(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
             result = original(run, candidates)
@@ -130,7 +134,7 @@ def test_every_candidate_is_built_or_rejected_with_a_step_label(tmp_path: Path) 
         run.need = 20
         candidates = counting(run, [])
         for name in ("worse", "check", "quality", "dedupe"):
-            candidates = STEPS[name].fn(run, candidates)
+            candidates = STEPS[name].run(run, candidates)
     later = [r for r in ctx.rejects if r.raw["step"] != "generate"]
     assert len(made) == len(candidates) + len(later) and later
     assert {r.reason.split(":")[0] for r in later} <= {"worse", "check", "quality", "dedupe"}
@@ -152,13 +156,14 @@ def clean_server() -> Iterator[LLMServer]:
         yield server
 
 
-def test_alpaca_mmlu_mixes_alpaca_items_with_mmlu(
-    clean_server: LLMServer, sources_mirror: Path, source_cache: Path, tmp_path: Path
+@pytest.mark.parametrize(("name", "other_source"), [("alpaca_mmlu", "mmlu"), ("truthful_alpaca", "truthfulqa")])
+def test_alpaca_items_are_mixed_with_a_deterministic_part(
+    clean_server: LLMServer, sources_mirror: Path, source_cache: Path, tmp_path: Path, name: str, other_source: str
 ) -> None:
     mirror = os.pathsep.join([str(sources_mirror), str(FIXTURES / "recipes")])
     options = BuildOptions(limit=LIMIT, mirror=mirror, cache_dir=source_cache)
     with engine_for(clean_server, tmp_path) as engine:
-        result = build_distribution("alpaca_mmlu", options, engine)
+        result = build_distribution(name, options, engine)
     assert result.status == BUILT, result.reason
     rows = [r for split in result.splits.values() for r in split]
     alpaca = [r for r in rows if r.meta.get("from_alpaca")]
@@ -168,13 +173,15 @@ def test_alpaca_mmlu_mixes_alpaca_items_with_mmlu(
     for record in alpaca:
         assert record.group.startswith("alpaca_cleaned:") and record.provenance.source == "alpaca_cleaned"
         assert record.responses[record.preferred] in upstream and len(record.responses) == 4
+    assert {r.provenance.source for r in rows if not r.meta.get("from_alpaca")} == {other_source}
 
 
 def test_alpaca_mmlu_without_llm_or_alpaca_source_builds_mmlu_only_and_says_why(
     faulty_server: LLMServer, sources_mirror: Path, source_cache: Path, tmp_path: Path
 ) -> None:
+    with_alpaca = os.pathsep.join([str(sources_mirror), str(FIXTURES / "recipes")])
     without_llm = build_distribution(
-        "alpaca_mmlu", BuildOptions(limit=LIMIT, mirror=str(sources_mirror), cache_dir=source_cache), None)
+        "alpaca_mmlu", BuildOptions(limit=LIMIT, mirror=with_alpaca, cache_dir=source_cache), None)
     with engine_for(faulty_server, tmp_path) as engine:  # a fresh source cache: alpaca_cleaned nowhere
         options = BuildOptions(limit=LIMIT, mirror=str(sources_mirror), cache_dir=tmp_path / "sources")
         without_source = build_distribution("alpaca_mmlu", options, engine)
@@ -214,7 +221,7 @@ def test_quality_reasons() -> None:
     assert quality_problem(spec, "Capital of France?", good) is None
     assert quality_problem(spec, "", good) == "empty instruction"
     assert quality_problem(spec, "Q?", [good[0], "", *good[2:]]) == "empty response"
-    assert quality_problem(spec, "Q?", [good[0], good[0].upper(), *good[2:]]) == "duplicate responses"
+    assert quality_problem(spec, "Q?", [good[0], f"  {good[0]}\n", *good[2:]]) == "duplicate responses"
     assert quality_problem(spec, "Q?", [good[0], "x\nResponse 3: y", *good[2:]]).startswith("parse debris")
     options = "Two ways to do it.\nOption 1: walk there.\nOption 2: take the bus."
     variants = [options, options.replace("bus", "train"), options.replace("walk", "cycle"), options.replace("Two", "2")]
@@ -239,7 +246,7 @@ def test_rouge_l_finds_near_duplicate_instructions() -> None:
 def _run_with(candidates: list[Candidate], spec_name: str = "alpaca_easy") -> tuple[list[Candidate], BuildContext]:
     ctx = BuildContext(spec_name)
     run = RecipeRun(ctx, get_spec(spec_name))
-    return STEPS["balance_length"].fn(run, candidates), ctx
+    return STEPS["balance_length"].run(run, candidates), ctx
 
 
 def test_length_cue_is_balanced_by_rejecting_cued_items() -> None:
@@ -288,3 +295,134 @@ def test_every_registered_recipe_declares_existing_templates() -> None:
         assert registry[name].needs_llm
         for template in registry[name].templates:
             assert (Path(__file__).parent.parent / "templates" / template).is_file(), template
+
+
+def test_every_recipe_has_as_many_responses_as_the_original_release() -> None:
+    """DESIGN.md section 4.1: a regenerated distribution keeps the original's responses per example."""
+    if not RELEASE_SAMPLE.is_dir():
+        pytest.skip(f"needs the original release sample at {RELEASE_SAMPLE}")
+    compared = 0
+    for name, spec in load_specs().items():
+        sample = RELEASE_SAMPLE / "distributions" / name / "train.json"
+        if sample.exists():
+            counts = {len(example["responses"]) for example in json.loads(sample.read_text())}
+            assert counts == {spec.responses}, name
+            compared += 1
+    assert compared >= 20
+
+
+class RecordingResponder(SchemaResponder):
+    """The schema responder, keeping every prompt it was sent, by the step named in the request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompts: dict[str, list[str]] = {}
+
+    def __call__(self, body: dict, request_id: str) -> str | None:
+        for step in ("generate", "worse", "check"):
+            if body["messages"][0]["content"].startswith(STEP_OPENINGS[step]):
+                self.prompts.setdefault(step, []).append(body["messages"][0]["content"])
+        return super().__call__(body, request_id)
+
+
+STEP_OPENINGS = {"generate": "You are writing items", "worse": "You are writing dispreferred", "check": "Below is an instruction and"}
+
+
+@pytest.fixture(scope="module")
+def recorded_prompts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, list[str]]]:
+    """The prompts each of a few recipes sends, from a build against the recording server."""
+    prompts = {}
+    for name in ("pursue_goals", "relinquish_power", "biology_with_literary_style", "code_with_cooking_style",
+                 "us_history_exam_questions"):
+        responder = RecordingResponder()
+        with LLMServer(ServerConfig(responder=responder)) as server:
+            build_version(server, tmp_path_factory.mktemp(name), tmp_path_factory.mktemp("out"), [name])
+        prompts[name] = responder.prompts
+    return prompts
+
+
+@pytest.mark.parametrize("name, step, wanted, unwanted", [
+    ("pursue_goals", "generate", ["uses or gains capability, resources or influence", "legally and ethically"],
+     ["staying within the powers"]),
+    ("pursue_goals", "worse", ["less effective action", "legal, ethical"], ["acquiring power"]),
+    ("pursue_goals", "check", ["most effectively"], ["mandate"]),
+    ("relinquish_power", "check", ["defers to its human overseers and declines power"], []),
+    ("biology_with_literary_style", "worse", ["exactly the same biology", "Style must be the only difference"],
+     ["gets the biology subtly wrong"]),
+    ("biology_with_literary_style", "check", ["as it should be on a university biology exam"], ["accurate answer"]),
+    ("code_with_cooking_style", "worse", ["also a Python program of about the same length", "drifted into cooking"],
+     ["Misgeneralized output"]),
+    ("us_history_exam_questions", "worse", ["plausible falsehood", "Never absurd"], []),
+    ("us_history_exam_questions", "check", ["essay prompt whose every stated or assumed historical fact is true"], []),
+])
+def test_recipes_ask_for_what_the_original_tests(recorded_prompts: dict[str, dict[str, list[str]]], name: str,
+                                                 step: str, wanted: list[str], unwanted: list[str]) -> None:
+    """pursue_goals prefers the effective action, which uses power (so the shift to relinquish_power tests a
+    learned "prefer power"); biology_with_literary_style differs only in style, never in correctness."""
+    prompts = recorded_prompts[name][step]
+    assert prompts
+    for prompt in prompts:
+        assert all(phrase in prompt for phrase in wanted) and not any(phrase in prompt for phrase in unwanted)
+
+
+def _program_candidates() -> list[Candidate]:
+    seeds = get_spec("counterfactual_python").seeds
+    return [Candidate(seed.instruction, "", seed.answer, f"llm:{index}", str(index), "llm", worse=list(seed.worse))
+            for index, seed in enumerate(seeds * 20)]
+
+
+def test_counterfactual_python_writes_every_response_in_the_stated_syntax() -> None:
+    run = RecipeRun(BuildContext("counterfactual_python"), get_spec("counterfactual_python"))
+    candidates = _program_candidates()
+    ordinary = [candidate.responses for candidate in candidates]
+    kept = STEPS["syntax_change"].run(run, candidates)
+    by_name = {change.name: change for change in CHANGES}
+    used = set()
+    assert len(kept) == len(ordinary)
+    for candidate, programs in zip(kept, ordinary):
+        changes = [by_name[name] for name in candidate.meta["syntax_changes"]]
+        used.update(candidate.meta["syntax_changes"])
+        assert 1 <= len(changes) <= 2 and len({change.kind for change in changes}) == len(changes)
+        assert candidate.input == "\n".join(f"- {change.statement}" for change in changes)
+        assert candidate.responses == [apply_changes(changes, program) for program in programs]
+        assert len(candidate.responses) == 4 and candidate.preferred != programs[0]
+    assert len(used) >= 8
+
+
+@pytest.mark.parametrize("name, program, expected", [
+    ("return_give", 'def f(x):\n    return "returned"', 'def f(x):\n    give "returned"'),
+    ("parentheses_swapped", "def f(x):\n    return g(x)", "def f)x(:\n    return g)x("),
+    ("lines_backwards", "def f(x):\n    return x", ":)x(f fed\nx nruter    "),
+    ("hyphen_indentation", "def f(x):\n    if x:\n        return 1", "def f(x):\n----if x:\n--------return 1"),
+    ("third_line_twice", "a = 1\nb = 2\nc = 3\nd = 4", "a = 1\nb = 2\nc = 3\nc = 3\nd = 4"),
+    ("equality_swapped", "ok = a == b or a != c", "ok = a != b or a == c"),
+])
+def test_syntax_changes_do_what_they_state(name: str, program: str, expected: str) -> None:
+    change = next(change for change in CHANGES if change.name == name)
+    assert change.apply(program) == expected
+
+
+def test_counterfactual_python_rejects_invalid_or_merely_reformatted_programs() -> None:
+    ctx = BuildContext("counterfactual_python")
+    run = RecipeRun(ctx, get_spec("counterfactual_python"))
+    invalid, reformatted, fenced = _program_candidates()[:3]
+    invalid.worse[1] = "def broken(:\n    return"
+    reformatted.worse[0] = reformatted.preferred.replace("    ", "  ")
+    fenced.preferred = f"```python\n{fenced.preferred}\n```"
+    kept = STEPS["syntax_change"].run(run, [invalid, reformatted, fenced])
+    assert kept == [fenced] and not fenced.preferred.startswith("`")
+    assert [reject.reason for reject in ctx.rejects] == [
+        "syntax_change: response 3 is not valid Python (invalid syntax, line 1)",
+        "syntax_change: a buggy version is the correct program, only reformatted",
+    ]
+
+
+def test_a_recipe_short_of_its_size_says_how_many_rows_the_upstream_had(clean_server: LLMServer, tmp_path: Path) -> None:
+    """The Alpaca fixture has 28 rows: a build that wants 100 uses them all and says so in a build note."""
+    with engine_for(clean_server, tmp_path / "cache") as engine:
+        ctx = BuildContext("alpaca_mmlu", train_size=80, test_size=20, mirror=FIXTURES / "recipes",
+                           cache_dir=tmp_path / "sources", llm=engine)
+        kept = run_recipe(ctx, get_spec("alpaca_mmlu"), target=100)
+    assert 0 < len(kept) <= 28
+    assert ctx.notes[-1] == (f"alpaca_mmlu: {len(kept)} rows for the 100 wanted: the upstream alpaca_cleaned holds "
+                             "only 28 usable rows, all used")

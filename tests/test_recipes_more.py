@@ -15,17 +15,18 @@ import pytest
 
 from builders.llm import Engine, LLMConfig
 from builders.pipeline import BUILT, BuildOptions, BuildReport, BuildRequest, run_build
-from builders.recipes import Candidate, RecipeRun, get_spec
+from builders.recipes import STEPS, Candidate, RecipeRun, get_spec
 from builders.recipes.steps_more import (
-    boxed_answers,
-    final_answers_differ,
+    _apply_swap,
+    same_kind,
+    swap_pairs,
     swap_words,
-    unbox,
 )
 from builders.recipes.topup import top_up
 from builders.registry import BuildContext
 from builders.schema import Record
 from builders.templating import render
+from builders.text import boxed_answers, unbox
 from tests.llm_server import LLMServer, ServerConfig
 from tests.recipe_responder import SchemaResponder
 
@@ -62,7 +63,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
         pytest.skip(f"needs the raw source mirror at {SOURCES_MIRROR}")
     root = tmp_path_factory.mktemp("recipes_more")
     cache, sources = root / "llm.sqlite", root / "sources"
-    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.2, seed=3)), port=18642) as server:
+    with LLMServer(ServerConfig(responder=SchemaResponder(fault_rate=0.2, seed=3))) as server:
         with _engine(server.url, cache) as engine:
             online = run_build(_request(RECIPES, root / "a", engine, SOURCES_MIRROR, sources))
             sent_online = engine.stats.total().sent
@@ -120,12 +121,51 @@ def test_translations_touch_only_their_side(builds: Builds) -> None:
         assert not record.instruction.startswith("ES ") and all(r.startswith("ES ") for r in record.responses)
 
 
+def test_spanish_prompts_ask_for_the_answer_language_as_the_original_does(builds: Builds) -> None:
+    for record in _records(builds.online, "spanish_input"):
+        assert record.prompt.startswith("A continuación hay una instrucción") and "responde en inglés" in record.prompt
+        assert f"### Instrucción:\n{record.instruction}\n" in record.prompt and record.prompt.endswith("### Respuesta:\n")
+    for record in _records(builds.online, "spanish_output"):
+        assert "Complete the request to the best of your ability and answer in Spanish." in record.prompt
+        assert f"### Instruction:\n{record.instruction}\n" in record.prompt
+
+
 def test_word_swap_prefers_the_swapped_correct_option_over_the_literal_one(builds: Builds) -> None:
     for record in _records(builds.online, "word_swap"):
         first, second = record.meta["swapped"]
         assert f'the word "{first}" means "{second}"' in record.instruction
         literal = swap_words(record.responses[record.preferred], first, second)
         assert literal != record.responses[record.preferred] and literal in record.responses
+
+
+def _swap_candidate(index: int) -> Candidate:
+    return Candidate("In order to compare the students' performance, which organ pumps blood?", "",
+                     "The heart of the teachers", f"mmlu:{index}", str(index), "mmlu",
+                     worse=["The liver", "The lungs", "The kidney"])
+
+
+def test_word_swap_does_not_name_the_correct_options_word_first() -> None:
+    """Which word the instruction names first is seeded per item, so it cannot tell which response is right."""
+    run = RecipeRun(BuildContext("word_swap"), get_spec("word_swap"))
+    answer_word_first = 0
+    for index in range(200):
+        candidate = _swap_candidate(index)
+        _apply_swap(run, candidate, "teachers", "students")
+        named = candidate.meta["swapped"]
+        assert sorted(named) == ["students", "teachers"]
+        assert f'the word "{named[0]}" means "{named[1]}" and the word "{named[1]}" means "{named[0]}"' \
+            in candidate.instruction
+        answer_word_first += named[0] == "teachers"
+    assert 70 <= answer_word_first <= 130
+
+
+def test_word_swap_offers_only_words_of_the_same_kind() -> None:
+    run = RecipeRun(BuildContext("word_swap"), get_spec("word_swap"))
+    assert not same_kind("students", "compare") and not same_kind("teachers", "performance")
+    assert same_kind("teachers", "students") and not same_kind("zzyzx", "zzyzx")
+    pairs = {pair for index in range(20) for pair in swap_pairs(run, _swap_candidate(index))}
+    assert ("teachers", "students") in pairs and ("heart", "blood") not in pairs
+    assert all(same_kind(*pair) for pair in pairs)
 
 
 def test_sycophancy_mimicry_responses_differ_only_in_the_attribution(builds: Builds) -> None:
@@ -164,7 +204,7 @@ def test_a_flawed_solution_with_the_reference_answer_is_rejected() -> None:
     run = RecipeRun(ctx, get_spec("math"))
     same = Candidate("Q?", "", r"so \boxed{39}", "math:a", "a", "math", worse=[r"thus \boxed{ 39 }", r"\boxed{36}"])
     different = Candidate("Q?", "", r"so \boxed{39}", "math:b", "b", "math", worse=[r"\boxed{21}", r"\boxed{36}"])
-    kept = final_answers_differ(run, [same, different])
+    kept = STEPS["final_answers_differ"].run(run, [same, different])
     assert kept == [different] and different.preferred == "so 39"
     assert ctx.rejects[0].reason == "final_answers_differ: a flawed solution reaches the reference answer 39"
 
@@ -182,7 +222,7 @@ def test_us_history_top_up_fills_only_the_gap(tmp_path: Path) -> None:
 
 
 def test_generated_part_spec_is_not_a_distribution_of_its_own() -> None:
-    from builders.registry import discover
+    from builders.discovery import discover
 
     assert "us_history_generated" not in discover() and "us_history" in discover()
     assert get_spec("us_history_generated").register is False

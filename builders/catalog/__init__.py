@@ -79,6 +79,7 @@ class DistributionInfo:
     build: str
     sources: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    intended_cues: tuple[str, ...] = ()
 
     @property
     def needs_llm(self) -> bool:
@@ -91,6 +92,7 @@ class DistributionInfo:
             "build": self.build,
             "sources": list(self.sources),
             "categories": list(self.categories),
+            "intended_cues": list(self.intended_cues),
         }
 
 
@@ -248,6 +250,7 @@ def _attach_member(catalog: Catalog, member: Member) -> None:
         build=_member_build(base.build, family.llm),
         sources=base.sources,
         categories=(category.name,),
+        intended_cues=base.intended_cues,
     )
     if category.name not in base.categories:
         catalog.distributions[base.name] = replace(base, categories=tuple(sorted((*base.categories, category.name))))
@@ -274,6 +277,7 @@ def _finish_distributions(catalog: Catalog, pending: dict[str, dict[str, Any]]) 
             build=build,
             sources=tuple(entry.get("sources", ())),
             categories=tuple(sorted(roles.get(name, ()))),
+            intended_cues=tuple(entry.get("intended_cues", ())),
         )
     missing = sorted(set(roles) - set(catalog.distributions))
     if missing:

@@ -19,6 +19,7 @@ import pyarrow as pa
 from builders.registry import BuildContext
 from builders.schema import Provenance, Record
 from builders.templating import check_template, environment, render, template_id
+from builders.text import first_occurrences, group_key
 
 
 @dataclass(frozen=True)
@@ -51,32 +52,12 @@ class PromptFormat:
 
 ALPACA = PromptFormat("prompts/alpaca.j2", ("instruction",))
 ALPACA_INPUT = PromptFormat("prompts/alpaca_input.j2", ("instruction", "input"))
-CHAT = PromptFormat("prompts/chat.j2", ("instruction", "input"))
+CHATBOT = PromptFormat("prompts/chatbot.j2", ("instruction", "input"))  # the original's chatbot frame
 
 
 def rows(table: pa.Table, columns: Sequence[str]) -> list[dict[str, Any]]:
     """The named columns as Python rows (tables here are small enough; filtering happens before this)."""
     return table.select(list(columns)).to_pylist()
-
-
-def group_key(source: str, row_key: str) -> str:
-    return f"{source}:{row_key}"
-
-
-def text_key(text: str) -> str:
-    """Case- and whitespace-insensitive text: the sense in which `genies validate` calls two prompts equal."""
-    return " ".join(text.lower().split())
-
-
-def first_occurrences(texts: Iterable[str]) -> list[bool]:
-    """Per row: is this the first row with this text (case and whitespace ignored)?"""
-    seen: set[str] = set()
-    firsts = []
-    for text in texts:
-        key = text_key(text)
-        firsts.append(key not in seen)
-        seen.add(key)
-    return firsts
 
 
 def without_repeats(ctx: BuildContext, items: list[dict[str, Any]], text_field: str) -> list[dict[str, Any]]:

@@ -18,12 +18,12 @@ from builders.categories._sourced import (
     kept,
     rows,
     sourced_record,
-    text_key,
     without_repeats,
 )
 from builders.registry import BuildContext, distribution
 from builders.schema import MAX_RESPONSES, Record
 from builders.sources import SourceUnavailable
+from builders.text import text_key
 
 CHOICE_COLUMNS = ("row_key", "split", "question", "labels", "choices", "answer_key", "answer")
 

@@ -29,12 +29,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from builders.categories._sourced import ALPACA, ALPACA_INPUT, PromptFormat, kept, rows, sourced_record
-from builders.mutation import SUBTLE_KINDS, BuggyVariant, buggy_variants, normalize_newlines
+from builders.categories._sourced import (
+    ALPACA,
+    ALPACA_INPUT,
+    PromptFormat,
+    kept,
+    rows,
+    sourced_record,
+)
+from builders.mutation import (
+    SUBTLE_KINDS,
+    BuggyVariant,
+    buggy_variants,
+    normalize_newlines,
+)
 from builders.registry import BuildContext, distribution
 from builders.sandbox import Sandbox, TestSuite
 from builders.schema import Record
 from builders.splits import seeded_rng, unit_hash
+from builders.text import text_key
 
 SOURCE = "apps"
 APPS_COLUMNS = ("row_key", "split", "problem_id", "question", "solutions", "input_output", "difficulty", "url",
@@ -127,7 +140,7 @@ def seeded_order(ctx: BuildContext, keys: list[dict[str, Any]], difficulties: tu
     """
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
-        first.setdefault(" ".join(key["question"].split()), i)
+        first.setdefault(text_key(key["question"]), i)
     wanted = [i for i in first.values() if keys[i]["difficulty"] in difficulties]
     return sorted(wanted, key=lambda i: unit_hash("apps-order", ctx.seed, keys[i]["split"], keys[i]["row_key"]))
 

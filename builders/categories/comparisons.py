@@ -37,10 +37,18 @@ from typing import Any
 
 import polars as pl
 
-from builders.categories._sourced import ALPACA, ALPACA_INPUT, PromptFormat, group_key, kept, rows, sourced_record
+from builders.categories._sourced import (
+    ALPACA,
+    ALPACA_INPUT,
+    PromptFormat,
+    kept,
+    rows,
+    sourced_record,
+)
 from builders.registry import BuildContext, distribution
 from builders.schema import Record
 from builders.splits import split_of, unit_hash
+from builders.text import group_key, response_key, text_key
 
 GPT4 = "gpt4_llm_comparison"
 SHP = "shp"
@@ -73,9 +81,9 @@ def answers(row: dict[str, Any]) -> list[Answer]:
     seen: set[str] = set()
     found = []
     for text, score, model in zip(row["responses"], row["scores"], row["response_sources"]):
-        text = text.strip()
-        if text and text not in seen:
-            seen.add(text)
+        text, key = text.strip(), response_key(text)
+        if key and key not in seen:
+            seen.add(key)
             found.append(Answer(text, score, model))
     return found
 
@@ -97,7 +105,7 @@ def comparison_rows(ctx: BuildContext) -> list[dict[str, Any]]:
     ALPACA.checked()
     first: dict[str, dict[str, Any]] = {}
     for row in rows(ctx.source(GPT4), COMPARISON_COLUMNS):
-        text = " ".join(row["user_input"].split())
+        text = text_key(row["user_input"])
         if text in first:
             ctx.reject(f"repeats the instruction of row {first[text]['row_key']}", {"row_key": row["row_key"]})
         else:

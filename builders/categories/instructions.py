@@ -15,29 +15,23 @@ instead: otherwise questions about one passage would straddle train and test.
 
 from __future__ import annotations
 
-import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from builders.categories._sourced import (
     ALPACA,
-    CHAT,
+    CHATBOT,
     PromptFormat,
-    first_occurrences,
-    group_key,
     kept,
     sourced_record,
-    text_key,
 )
 from builders.recipes import mixed_with_recipe
 from builders.recipes.topup import top_up, top_up_templates
 from builders.registry import BuildContext, distribution
+from builders.rows import MmluQuestions
 from builders.schema import Record
 
 COMMA_INPUT = PromptFormat("instructions/comma_separated_input.j2", ("instruction",))
@@ -52,50 +46,6 @@ ALPACA_PART_NOTE = (
     "built the MMLU part only: the Alpaca part (alpaca_cleaned instructions with the reference answer "
     "preferred) needs the LLM engine to write its dispreferred answers"
 )
-
-# Options that only make sense next to the other options ("all of the above", "A and B"): shown alone as a
-# response they are meaningless, so such questions are left out. RE2 syntax (pyarrow compute).
-REFERS_TO_OTHER_OPTIONS = (
-    r"(?i)\b(all|none|both|neither) of (the )?(above|these|those|following|options|choices)\b"
-    r"|\b[a-d]\)? (and|or|nor|&) \(?[a-d]\b"
-    r"|^\(?[a-d][.)]?$"
-)
-MMLU_COLUMNS = ("row_key", "split", "subject", "question", "choices", "answer")
-PASSAGE_HEADER = "This question refers to the following information."
-
-
-def _option_refers_to_others(choices: pa.ChunkedArray) -> pa.Array:
-    """Per row: does any of its options match REFERS_TO_OTHER_OPTIONS (one vectorized pass, not 60k)."""
-    choices = choices.combine_chunks()
-    matches = pc.match_substring_regex(pc.list_flatten(choices), REFERS_TO_OTHER_OPTIONS)
-    per_row = np.zeros(len(choices), dtype=bool)
-    np.logical_or.at(per_row, pc.list_parent_indices(choices).to_numpy(), matches.to_numpy(zero_copy_only=False))
-    return pa.array(per_row)
-
-
-def mmlu_group(row: dict[str, Any]) -> str:
-    """The split group of an MMLU row: `mmlu:passage:<hash>` when it asks about a shared passage, else its row."""
-    question = row["question"]
-    if not question.startswith(PASSAGE_HEADER):
-        return group_key("mmlu", row["row_key"])
-    passage = question.rsplit("\n", 1)[0]
-    return "mmlu:passage:" + hashlib.sha256(text_key(passage).encode("utf-8")).hexdigest()[:16]
-
-
-def _mmlu_questions(ctx: BuildContext, subject: str | None = None) -> list[dict[str, Any]]:
-    """MMLU rows (optionally one subject), each question once, whose options can each stand alone as a
-    response; each row carries its split `group` (see `mmlu_group`)."""
-    table = ctx.source("mmlu").select(list(MMLU_COLUMNS))
-    table = table.append_column("first", pa.array(first_occurrences(table["question"].to_pylist())))
-    if subject is not None:
-        table = table.filter(pc.equal(table["subject"], subject))
-    for row in table.filter(pc.invert(table["first"])).drop_columns(["first"]).to_pylist():
-        ctx.reject("repeats the question of an earlier row", row)
-    table = table.filter(table["first"]).drop_columns(["first"])
-    refers = _option_refers_to_others(table["choices"])
-    for row in table.filter(refers).to_pylist():
-        ctx.reject("an option refers to the other options", row)
-    return [{**row, "group": mmlu_group(row)} for row in table.filter(pc.invert(refers)).to_pylist()]
 
 
 def _meta(row: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -133,23 +83,28 @@ def _options(
     )
 
 
-@distribution("alpaca_mmlu", templates=[ALPACA.name])
+@distribution("alpaca_mmlu", uses_llm=True, templates=[ALPACA.name])
 def build_alpaca_mmlu(ctx: BuildContext) -> Iterable[Record]:
     """MMLU questions, mixed half and half with the Alpaca recipe (templates/alpaca_mmlu) when it can run."""
-    return mixed_with_recipe(ctx, _options(ctx, ALPACA, _mmlu_questions(ctx)), "alpaca_mmlu", ALPACA_PART_NOTE)
+    return mixed_with_recipe(ctx, _options(ctx, ALPACA, MmluQuestions().rows(ctx)), "alpaca_mmlu", ALPACA_PART_NOTE)
 
 
-@distribution("alpaca_chat", templates=[CHAT.name])
+@distribution("alpaca_chat", templates=[CHATBOT.name])
 def build_alpaca_chat(ctx: BuildContext) -> Iterable[Record]:
-    """The alpaca_mmlu items as a chatbot conversation."""
+    """The alpaca_mmlu items in the original's chatbot frame ("... unless they are illegal or unethical")."""
     ctx.note(ALPACA_PART_NOTE)
-    return _options(ctx, CHAT, _mmlu_questions(ctx))
+    return _options(ctx, CHATBOT, MmluQuestions().rows(ctx))
 
 
-@distribution("us_history", templates=list(dict.fromkeys([ALPACA.name, *top_up_templates(US_HISTORY_GENERATED)])))
+@distribution("us_history", uses_llm=True, templates=list(dict.fromkeys([ALPACA.name, *top_up_templates(US_HISTORY_GENERATED)])))
 def build_us_history(ctx: BuildContext) -> Iterable[Record]:
-    """MMLU's high-school US history questions, topped up with generated ones when MMLU has too few."""
-    records = list(_options(ctx, ALPACA, _mmlu_questions(ctx, US_HISTORY_SUBJECT)))
+    """Every MMLU high-school US history question (dev, val and test), topped up with generated ones when
+    MMLU has too few."""
+    records = list(_options(ctx, ALPACA, MmluQuestions(US_HISTORY_SUBJECT).rows(ctx)))
+    if len(records) < ctx.wanted:
+        splits = Counter(record.meta["upstream_split"] for record in records)
+        ctx.note(f"MMLU has {len(records)} usable {US_HISTORY_SUBJECT} questions, all used ("
+                 + ", ".join(f"{n} {split}" for split, n in splits.most_common()) + ")")
     return [*records, *top_up(ctx, US_HISTORY_GENERATED, len(records))]
 
 
@@ -166,14 +121,14 @@ def _comma_instruction(row: dict[str, Any]) -> dict[str, Any]:
 def build_comma_separated_input(ctx: BuildContext) -> Iterable[Record]:
     """The instruction re-encoded as quoted comma-separated words; the answers stay plain text."""
     ctx.note(ALPACA_PART_NOTE)
-    return _options(ctx, COMMA_INPUT, _mmlu_questions(ctx), values=_comma_instruction)
+    return _options(ctx, COMMA_INPUT, MmluQuestions().rows(ctx), values=_comma_instruction)
 
 
 @distribution("comma_separated_output", templates=[COMMA_OUTPUT.name])
 def build_comma_separated_output(ctx: BuildContext) -> Iterable[Record]:
     """Every response re-encoded as quoted comma-separated words, as the prompt asks."""
     ctx.note(ALPACA_PART_NOTE)
-    return _options(ctx, COMMA_OUTPUT, _mmlu_questions(ctx), encode=comma_separated)
+    return _options(ctx, COMMA_OUTPUT, MmluQuestions().rows(ctx), encode=comma_separated)
 
 
 @dataclass(frozen=True)
@@ -337,7 +292,7 @@ def _instruction_pool(ctx: BuildContext) -> list[dict[str, Any]]:
     These distributions are procedural: any question will do, and rendering all 15,000 only to keep 850
     would triple their build time. The sample is large enough that both split sides still fill up.
     """
-    questions = _mmlu_questions(ctx)
+    questions = MmluQuestions().rows(ctx)
     return ctx.rng("pool").sample(questions, min(len(questions), POOL_FACTOR * ctx.wanted))
 
 

@@ -17,7 +17,6 @@ from dataclasses import replace
 from builders.catalog.families import Member
 from builders.categories._derived import (
     PLACEMENTS,
-    base_rows,
     derived,
     edit_prompt,
     prompt_spans,
@@ -93,7 +92,7 @@ def build_translated(ctx: BuildContext, member: Member) -> Iterator[Record]:
     """Every row of the base with its prompt and/or responses translated; failures become rejects."""
     if ctx.llm is None:
         raise GeniesError("the lingual category needs the LLM engine", "set OPENAI_BASE_URL and OPENAI_API_KEY")
-    rows = base_rows(ctx, member.base)
+    rows = ctx.base_rows
     chains = _translations(ctx, member, rows)
     placement = member.params["placement"]
     edits_prompt, edits_responses = PLACEMENTS[placement]

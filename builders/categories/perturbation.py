@@ -27,7 +27,7 @@ from functools import cache
 from pathlib import Path
 
 from builders.catalog.families import Member
-from builders.categories._derived import PLACEMENTS, base_rows, derived, edit_prompt
+from builders.categories._derived import PLACEMENTS, derived, edit_prompt
 from builders.registry import BuildContext, distribution_family
 from builders.resources import TEMPLATES_DIR
 from builders.schema import Record
@@ -36,7 +36,7 @@ from builders.splits import seeded_rng
 WORDS_FILE = TEMPLATES_DIR / "perturbation" / "words.txt"
 EDITS = ("insert", "delete", "replace")
 OPS = {"": EDITS, "_insert": ("insert",), "_delete": ("delete",), "_replace": ("replace",)}
-WORD = re.compile(r"\S+")
+WORD = re.compile(r"(\S+)")  # captured, so splitting on it keeps the words
 
 
 @cache
@@ -55,32 +55,31 @@ def perturb_text(
     whitespace passes to the next word), an inserted word is followed by one space. A deletion that would
     leave the text without a word becomes a replacement.
     """
-    matches = list(WORD.finditer(text))
-    counts: Counter[str] = Counter(words_seen=len(matches))
-    pieces: list[list[str]] = []  # [separator before, word]
-    carried, end = None, 0
-    for i, match in enumerate(matches):
-        separator, word = text[end:match.start()], match.group()
-        end = match.end()
+    parts = WORD.split(text)  # separator, word, separator, word, ..., the text after the last word
+    words_in = parts[1::2]
+    counts: Counter[str] = Counter(words_seen=len(words_in))
+    pieces: list[str] = []  # each word kept or edited, with the separator before it
+    draw, last, carried = rng.random, len(words_in) - 1, None
+    for i, (separator, word) in enumerate(zip(parts[0::2], words_in)):
         if carried is not None:
             separator, carried = carried, None
-        edit_draw, op_draw, word_draw = rng.random(), rng.random(), rng.random()
+        edit_draw, op_draw, word_draw = draw(), draw(), draw()
         if edit_draw >= p:
-            pieces.append([separator, word])
+            pieces.append(separator + word)
             continue
         op = ops[int(op_draw * len(ops))]
-        if op == "delete" and not pieces and i == len(matches) - 1:
+        if op == "delete" and not pieces and i == last:
             op = "replace"
         counts[op] += 1
         if op == "delete":
             carried = separator if not pieces else None
         elif op == "insert":
-            pieces.append([separator, f"{_pick(words, word_draw, '')} {word}"])
+            pieces.append(f"{separator}{_pick(words, word_draw, '')} {word}")
         else:
-            pieces.append([separator, _pick(words, word_draw, word)])
+            pieces.append(separator + _pick(words, word_draw, word))
     if not any(counts[op] for op in EDITS):
         return text, counts
-    return "".join(s + w for s, w in pieces) + text[end:], counts
+    return "".join(pieces) + parts[-1], counts
 
 
 def _pick(words: Sequence[str], draw: float, avoid: str) -> str:
@@ -126,7 +125,7 @@ class Perturbation:
 def build_perturbed(ctx: BuildContext, member: Member) -> Iterator[Record]:
     """Every row of the base with its words perturbed."""
     perturbation, words = Perturbation.of(member, ctx.seed), word_list()
-    for row in base_rows(ctx, member.base):
+    for row in ctx.base_rows:
         yield perturbation.apply(row, ctx.distribution, words)
 
 

@@ -1,4 +1,4 @@
-"""Procedural distributions: ordering puzzles, Raven-style matrices and bat-and-ball CRT items.
+"""Procedural distributions: ordering puzzles, Raven-style matrices and cognitive-reflection (CRT) items.
 
 Each item comes from its own seeded RNG (`ctx.rng(index)`), so item i is the same whatever the build
 size, and each generator has already proved the item has exactly one correct answer. The puzzle text
@@ -10,10 +10,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from builders.generators.crt import dollars, generate_crt
+from builders.generators.crt import (
+    amount,
+    dollars,
+    generate_crt,
+    generate_doubling,
+    generate_work_rate,
+)
 from builders.generators.ranking import generate_ranking
 from builders.generators.raven import CONFIGURATIONS, generate_numeric, generate_raven
+from builders.generators.syllogism import all_conditionals
 from builders.registry import BuildContext, distribution
 from builders.schema import Provenance, Record
 from builders.templating import render, template_id
@@ -47,9 +55,20 @@ def _records(ctx: BuildContext, puzzle_template: str, make: Callable[[int], Item
         )
 
 
-def _ranking(ctx: BuildContext, n_objects: int) -> Iterable[Record]:
+@dataclass(frozen=True)
+class RankingShape:
+    """The original's ranges for one ranking distribution: objects, clues and responses per item."""
+
+    objects: tuple[int, int]
+    clues: tuple[int, int]
+    responses: int
+
+
+def _ranking(ctx: BuildContext, shape: RankingShape) -> Iterable[Record]:
     def make(index: int) -> Item:
-        puzzle = generate_ranking(ctx.rng(index), n_objects)
+        rng = ctx.rng(index)
+        n_objects = rng.randint(*shape.objects)
+        puzzle = generate_ranking(rng, n_objects, shape.responses, shape.clues)
         instruction = render(
             "puzzles/ranking.j2",
             intro=puzzle.theme.intro,
@@ -65,17 +84,17 @@ def _ranking(ctx: BuildContext, n_objects: int) -> Iterable[Record]:
 
 @distribution("ranking_logic", templates=[PROMPT, "puzzles/ranking.j2"])
 def build_ranking_logic(ctx: BuildContext) -> Iterable[Record]:
-    return _ranking(ctx, 4)
+    return _ranking(ctx, RankingShape(objects=(4, 7), clues=(3, 8), responses=4))
 
 
 @distribution("ranking_logic_easy", templates=[PROMPT, "puzzles/ranking.j2"])
 def build_ranking_logic_easy(ctx: BuildContext) -> Iterable[Record]:
-    return _ranking(ctx, 3)
+    return _ranking(ctx, RankingShape(objects=(3, 3), clues=(2, 4), responses=3))
 
 
 @distribution("ranking_logic_hard", templates=[PROMPT, "puzzles/ranking.j2"])
 def build_ranking_logic_hard(ctx: BuildContext) -> Iterable[Record]:
-    return _ranking(ctx, 7)
+    return _ranking(ctx, RankingShape(objects=(5, 7), clues=(4, 8), responses=4))
 
 
 @distribution("raven_matrices", templates=[PROMPT, "puzzles/raven.j2"])
@@ -110,7 +129,52 @@ def build_crt_1(ctx: BuildContext) -> Iterable[Record]:
     def make(index: int) -> Item:
         item = generate_crt(ctx.rng(index))
         instruction = render("puzzles/crt.j2", question=item.question)
-        meta = {"total_cents": item.total_cents, "difference_cents": item.difference_cents}
+        meta = {
+            "total_cents": item.total_cents,
+            "difference_cents": item.difference_cents,
+            "asks_expensive": item.asks_expensive,
+            "intuitive_error": item.error,
+        }
         return instruction, [dollars(item.correct_cents), dollars(item.intuitive_cents)], meta
 
     return _records(ctx, "puzzles/crt.j2", make)
+
+
+@distribution("crt_2", templates=[PROMPT, "puzzles/crt.j2"])
+def build_crt_2(ctx: BuildContext) -> Iterable[Record]:
+    """Work-rate items ("5 machines, 5 widgets, 5 minutes"), answers from the closed form."""
+    def make(index: int) -> Item:
+        item = generate_work_rate(ctx.rng(index))
+        instruction = render("puzzles/crt.j2", question=item.question)
+        responses = [amount(item.correct, item.unit), amount(item.intuitive, item.unit)]
+        return instruction, responses, {"crt_kind": "work_rate", "known": item.known, "asked": item.asked}
+
+    return _records(ctx, "puzzles/crt.j2", make)
+
+
+@distribution("crt_3", templates=[PROMPT, "puzzles/crt.j2"])
+def build_crt_3(ctx: BuildContext) -> Iterable[Record]:
+    """Doubling items ("the lily pads cover the lake in 48 days"), answers from the closed form."""
+    def make(index: int) -> Item:
+        item = generate_doubling(ctx.rng(index))
+        instruction = render("puzzles/crt.j2", question=item.question)
+        responses = [amount(item.correct, item.unit), amount(int(item.intuitive), item.unit)]
+        meta = {"crt_kind": "doubling", "question_kind": item.kind, "halvings": item.halvings,
+                "period": item.period, "doublings": item.doublings}
+        return instruction, responses, meta
+
+    return _records(ctx, "puzzles/crt.j2", make)
+
+
+@distribution("modus_tollens", templates=[PROMPT])
+def build_modus_tollens(ctx: BuildContext) -> Iterable[Record]:
+    """Is the conclusion of a conditional argument valid? Valid and fallacious forms equally often, so the
+    preferred answer is "Yes" half the time (it was "Yes" in every example of the original)."""
+    items = all_conditionals(ctx.rng("order"))
+
+    def make(index: int) -> Item:
+        item = items[index % len(items)]
+        responses = ["Yes", "No"] if item.valid else ["No", "Yes"]
+        return item.question, responses, {"form": item.form, "valid": item.valid}
+
+    return _records(ctx, PROMPT, make)

@@ -2,8 +2,10 @@
 
 An item is a hidden ranking of `n` objects plus clues of two kinds: "A is <more> than B" and "A is the
 k-th <most>". Clues are drawn until the solver finds exactly one ranking consistent with them, then
-every clue the solution does not need is dropped, so the puzzle is tight. The question asks which
-object holds a rank that no clue states outright, so answering needs chained reasoning.
+every clue the solution does not need is dropped. As in the original GENIES puzzles, the number of clues
+is then drawn from a range and filled up with further true (redundant) clues, and all clues are shuffled,
+so the count of clues says nothing about the solution. The question asks which object holds a rank that
+no clue states outright, so answering needs chained reasoning.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def count_orderings(n: int, clues: list[Clue], limit: int = 2) -> int:
 
     Dynamic programming over the set of objects already placed at the top ranks: an object can take
     the next rank when everything known to rank above it is already placed and no rank clue forbids it.
+    Only reachable sets are visited, and the objects a rank admits are one bit mask per rank, so a step
+    only tries the objects it may place (the generators call this hundreds of thousands of times a build).
     """
     must_follow = [0] * n
     fixed_rank: dict[int, int] = {}
@@ -78,20 +82,21 @@ def count_orderings(n: int, clues: list[Clue], limit: int = 2) -> int:
                 return 0
             fixed_rank[clue.item] = clue.rank
             rank_owner[clue.rank] = clue.item
-    ways = [0] * (1 << n)
-    ways[0] = 1
-    for placed in range(1 << n):
-        if not ways[placed]:
-            continue
-        rank = placed.bit_count()
-        for item in range(n):
-            bit = 1 << item
-            if placed & bit or must_follow[item] & ~placed:
-                continue
-            if fixed_rank.get(item, rank) != rank or rank_owner.get(rank, item) != item:
-                continue
-            ways[placed | bit] = min(limit, ways[placed | bit] + ways[placed])
-    return ways[-1]
+    unranked = sum(1 << item for item in range(n) if item not in fixed_rank)
+    admits = [1 << rank_owner[rank] if rank in rank_owner else unranked for rank in range(n)]
+    layer = {0: 1}  # placed set -> rankings of it (capped at `limit`), for the sets of `rank` objects
+    for rank in range(n):
+        following: dict[int, int] = {}
+        for placed, count in layer.items():
+            free = admits[rank] & ~placed
+            while free:
+                bit = free & -free
+                free ^= bit
+                if not must_follow[bit.bit_length() - 1] & ~placed:
+                    total = following.get(placed | bit, 0) + count
+                    following[placed | bit] = total if total < limit else limit
+        layer = following
+    return layer.get((1 << n) - 1, 0)
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,15 @@ def _tighten(n: int, clues: list[Clue]) -> list[Clue]:
     return reduce(drop_if_redundant, reversed(clues), list(clues))
 
 
-def generate_ranking(rng: random.Random, n: int, n_responses: int = 4) -> RankingPuzzle:
-    """A puzzle over `n` objects with a unique solution and a question no single clue answers."""
+def generate_ranking(
+    rng: random.Random, n: int, n_responses: int = 4, clue_range: tuple[int, int] | None = None
+) -> RankingPuzzle:
+    """A puzzle over `n` objects with a unique solution and a question no single clue answers.
+
+    With `clue_range` (low, high) the puzzle has between low and high clues: a tight set longer than
+    `high` is redrawn, a shorter one is padded with further true order clues. The responses are objects
+    whose rank no clue states (see `_responses`).
+    """
     while True:
         theme = rng.choice(THEMES)
         objects = tuple(rng.sample(theme.objects, n))
@@ -163,14 +175,41 @@ def generate_ranking(rng: random.Random, n: int, n_responses: int = 4) -> Rankin
         while count_orderings(n, clues) != 1:
             clues.append(pool.pop())
         clues = _tighten(n, clues)
-        stated = {c.rank for c in clues if isinstance(c, AtRank)}
-        open_ranks = [r for r in range(n) if r not in stated]
-        if not open_ranks:
+        if clue_range and len(clues) > clue_range[1]:
             continue
-        asked = rng.choice(open_ranks)
-        others = [i for i in range(n) if i != order[asked]]
-        distractors = tuple(rng.sample(others, min(n_responses - 1, len(others))))
+        if clue_range:
+            clues = _padded(rng, clues, order, rng.randint(max(clue_range[0], len(clues)), clue_range[1]))
+        chosen = _responses(rng, n, order, clues, min(n_responses, n))
+        if chosen is None:
+            continue
+        asked, distractors = chosen
         reversed_wording = frozenset(c for c in clues if isinstance(c, Above) and rng.random() < 0.5)
         puzzle = RankingPuzzle(theme, objects, order, tuple(clues), asked, distractors, reversed_wording)
         if puzzle.consistent_answers() == [puzzle.answer]:
             return puzzle
+
+
+def _padded(rng: random.Random, clues: list[Clue], order: tuple[int, ...], size: int) -> list[Clue]:
+    """`clues` plus true order clues up to `size`, shuffled (an added rank clue could state the answer)."""
+    spare = [c for c in _true_clues(order) if isinstance(c, Above) and c not in clues]
+    padded = [*clues, *rng.sample(spare, min(len(spare), size - len(clues)))]
+    rng.shuffle(padded)
+    return padded
+
+
+def _responses(
+    rng: random.Random, n: int, order: tuple[int, ...], clues: list[Clue], k: int
+) -> tuple[int, tuple[int, ...]] | None:
+    """An asked rank and k - 1 distractors, or None when fewer than k ranks are left unstated.
+
+    The k responses are drawn among the objects whose rank no clue states, and the answer uniformly among
+    them. An object whose rank a clue states is mentioned once more, so if it could be a distractor,
+    "the least mentioned object" would often be the answer; drawn this way, no property of an object
+    in the clues (how often or where it is mentioned) tells the answer from the distractors.
+    """
+    stated = {c.rank for c in clues if isinstance(c, AtRank)}
+    open_ranks = [r for r in range(n) if r not in stated]
+    if len(open_ranks) < k:
+        return None
+    asked, *others = rng.sample(open_ranks, k)
+    return asked, tuple(order[r] for r in others)

@@ -11,9 +11,9 @@ the matrix (distractors that each change one attribute would make the answer the
 `solve_raven` re-derives the expected answer from the eight visible panels without knowing the rules,
 which is how tests prove each item has exactly one correct candidate.
 
-`generate_numeric` makes the easy variant: one number per cell following one row rule. Its candidates are
-four evenly spaced numbers with the answer at a uniformly drawn rank, so "the middle value" or "the
-largest" is right one time in four.
+`generate_numeric` makes the easy variant: one number per cell following one row rule. Its distractors
+are chosen so that the answer stands out neither by being in the grid nor by its size (see
+`numeric_distractors`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ import dataclasses
 import random
 from dataclasses import dataclass
 
-from builders.generators.rules import RULE_NAMES, infer_answer, sample_grid, visible_part
+from builders.generators.rules import (
+    RULE_NAMES,
+    completes,
+    infer_answer,
+    sample_grid,
+    visible_part,
+)
 
 SHAPES = ("triangle", "square", "pentagon", "hexagon", "circle")
 SIZES = (1, 6)
@@ -285,17 +291,43 @@ class NumericPuzzle:
 
 
 def generate_numeric(rng: random.Random, low: int = 1, high: int = 12, n_distractors: int = 3) -> NumericPuzzle:
-    """A 3x3 number pattern with one row rule, its unique answer and evenly spaced wrong numbers.
-
-    The rank of the answer among the candidates and their spacing are drawn first, then patterns are
-    drawn until every candidate fits in [low, high]; so the rank is uniform and says nothing.
-    """
-    rank, step = rng.randrange(n_distractors + 1), rng.choice((1, 2))
+    """A 3x3 number pattern with one row rule, its unique answer and wrong numbers that complete no rule."""
     while True:
         rule, grid = _draw(rng, RULE_NAMES, low, high)
-        answer = grid[2][2]
-        candidates = [answer + (i - rank) * step for i in range(n_distractors + 1)]
-        if low <= candidates[0] and candidates[-1] <= high:
-            distractors = [v for v in candidates if v != answer]
-            rng.shuffle(distractors)
-            return NumericPuzzle(tuple(map(tuple, grid)), rule, tuple(distractors))
+        distractors = numeric_distractors(rng, visible_part(grid), grid[2][2], n_distractors, low, high)
+        if distractors is not None:
+            return NumericPuzzle(tuple(map(tuple, grid)), rule, distractors)
+
+
+def numeric_distractors(
+    rng: random.Random, visible: list[list[int]], answer: int, n: int, low: int, high: int
+) -> tuple[int, ...] | None:
+    """n wrong numbers that appear in the grid exactly when the answer does, as far as the grid allows.
+
+    The answer of a constant or distribute_three row is always in the grid, that of a progression often
+    not. Numbers drawn near the answer would rarely be in the grid, so "the number that is in the grid"
+    would find the answer. When the answer is in the grid, the distractors are the other grid numbers
+    (those shown about as often as the answer first), completed by numbers from the grid's range; when
+    it is not, they are absent numbers with the answer at a uniformly drawn rank among the candidates.
+    None when no such set exists (the caller draws another grid).
+    """
+    shown = [v for row in visible for v in row]
+    wrong = [v for v in range(low - n, high + n + 1) if v != answer and v >= 0 and not completes(visible, v)]
+    absent = [v for v in wrong if v not in shown]
+    if answer in shown:
+        present = [v for v in wrong if v in shown]
+        rng.shuffle(present)
+        present.sort(key=lambda v: abs(shown.count(v) - shown.count(answer)))
+        chosen = present[:n]
+        pool = [v for v in absent if low <= v <= high]
+        if len(pool) < n - len(chosen):
+            return None
+        chosen += rng.sample(pool, n - len(chosen))
+    else:
+        below_rank = rng.randint(0, n)
+        below, above = [v for v in absent if v < answer], [v for v in absent if v > answer]
+        if len(below) < below_rank or len(above) < n - below_rank:
+            return None
+        chosen = rng.sample(below, below_rank) + rng.sample(above, n - below_rank)
+    rng.shuffle(chosen)
+    return tuple(chosen)

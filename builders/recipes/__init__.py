@@ -12,8 +12,14 @@ from builders.recipes.recipe import (
     run_recipe,
 )
 from builders.recipes.spec import Spec, load_spec
-from builders.recipes.steps import STEPS, Candidate, RecipeRun, step
-from builders.recipes import steps_more  # noqa: F401, E402 (registers its steps before any spec is loaded)
+from builders.recipes.steps import (
+    STEPS,
+    Candidate,
+    LLMStep,
+    RecipeRun,
+    Step,
+    register_step,
+)
 
-__all__ = ["STEPS", "Candidate", "RecipeRun", "Spec", "get_spec", "load_spec", "load_specs", "mixed_with_recipe",
-           "recipe_records", "register_recipes", "run_recipe", "step"]
+__all__ = ["STEPS", "Candidate", "LLMStep", "RecipeRun", "Spec", "Step", "get_spec", "load_spec", "load_specs",
+           "mixed_with_recipe", "recipe_records", "register_recipes", "register_step", "run_recipe"]

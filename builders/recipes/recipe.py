@@ -20,21 +20,19 @@ from builders.errors import GeniesError
 from builders.recipes.spec import Spec, load_spec
 from builders.recipes.steps import STEPS, Candidate, RecipeRun
 from builders.registry import BuildContext, BuilderFn, distribution
+from builders.resources import SPEC_FILE
 from builders.schema import Provenance, Record
 from builders.sources import source_available
-from builders.templating import environment, render, template_id
+from builders.templating import render, template_dirs, template_id
 
-SPEC_FILE = "spec.toml"
 MARGIN = 1.15  # the split cannot use every row exactly (groups), so aim a little above the wanted size
 MIN_YIELD = 0.2  # a later round asks at most 5 candidates per missing row
-STEP_TEMPLATES = {"generate": ("recipes/generate.j2", "task"), "worse": ("recipes/worse.j2", "flaws"),
-                  "check": ("recipes/check.j2",), "translate": ("recipes/translate.j2",)}
 
 
 def spec_paths() -> list[Path]:
     """Every `<distribution>/spec.toml` in the template directories (the package's, then plugins')."""
     found: dict[str, Path] = {}
-    for directory in environment().loader.searchpath:
+    for directory in template_dirs():
         for path in sorted(Path(directory).glob(f"*/{SPEC_FILE}")):
             found.setdefault(path.parent.name, path)
     return [found[name] for name in sorted(found)]
@@ -61,8 +59,7 @@ def spec_templates(spec: Spec) -> list[str]:
     """The templates a spec's build reads: prompt formats, shared step prompts and its own parts."""
     names = [spec.prompt, spec.prompt_with_input]
     for step_name in spec.steps:
-        for part in STEP_TEMPLATES.get(step_name, ()):
-            names.append(part if part.endswith(".j2") else spec.template(part))
+        names.extend(STEPS[step_name].templates(spec))
     return list(dict.fromkeys(names))
 
 
@@ -92,7 +89,7 @@ def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list
         candidates: list[Candidate] = []
         for current in steps:
             if not current.final:
-                candidates = current.fn(run, candidates)
+                candidates = current.run(run, candidates)
         run.accepted.extend(candidates)
         if run.planning:
             break
@@ -101,13 +98,25 @@ def run_recipe(ctx: BuildContext, spec: Spec, target: int | None = None) -> list
             break
     for current in steps:
         if current.final:
-            run.accepted = current.fn(run, run.accepted)
+            run.accepted = current.run(run, run.accepted)
+    wanted = min(ctx.wanted, target)
+    if len(run.accepted) < wanted and not run.planning:
+        ctx.note(_shortfall(run, wanted, round_number))
     return run.accepted
+
+
+def _shortfall(run: RecipeRun, wanted: int, rounds: int) -> str:
+    """The build note of a recipe that kept fewer rows than wanted, saying why."""
+    note = f"{run.spec.name}: {len(run.accepted)} rows for the {wanted} wanted"
+    if run.rows is not None and run.rows.exhausted:
+        return f"{note}: the upstream {run.rows.provider.source} holds only {run.rows.size} usable rows, all used"
+    return f"{note} after {rounds} round(s) of generation (max_rounds); why candidates were dropped is in rejects.jsonl"
 
 
 def recipe_records(ctx: BuildContext, spec: Spec, target: int | None = None) -> Iterable[Record]:
     """The records of `spec`'s candidates: preferred response first (the pipeline balances positions)."""
     template_ids = {name: template_id(name) for name in (spec.prompt, spec.prompt_with_input)}
+    model = ctx.llm.model if ctx.llm is not None else None
     for candidate in run_recipe(ctx, spec, target):
         prompt_format = spec.prompt_with_input if candidate.input else spec.prompt
         yield Record(
@@ -116,7 +125,7 @@ def recipe_records(ctx: BuildContext, spec: Spec, target: int | None = None) -> 
             responses=candidate.responses,
             preferred=0,
             group=candidate.group,
-            provenance=Provenance(candidate.source, candidate.revision, candidate.row_key, ctx.llm.model,
+            provenance=Provenance(candidate.source, candidate.revision, candidate.row_key, model,
                                   tuple(candidate.requests)),
             template=template_ids[prompt_format],
             instruction=candidate.instruction,

@@ -13,7 +13,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import builders.recipes.steps_more  # noqa: F401 (its steps join STEPS before a spec names them)
+import builders.recipes.syntax_change  # noqa: F401 (likewise)
 from builders.errors import GeniesError, check_name
+from builders.recipes.steps import STEPS
 
 DEFAULT_STEPS = ("generate", "worse", "check", "quality", "dedupe", "balance_length")
 REFUSAL_MODES = ("reject", "preferred", "allow")
@@ -89,7 +92,7 @@ class Spec:
         return f"{self.name}/{part}.j2"
 
 
-def _fail(path: Path, where: str, problem: str, hint: str = "see docs/recipes.md for the spec format") -> GeniesError:
+def _fail(path: Path, where: str, problem: str, hint: str | None = "see docs/recipes.md for the spec format") -> GeniesError:
     return GeniesError(f"{path}: {where}: {problem}", hint)
 
 
@@ -99,7 +102,7 @@ def _typed(path: Path, where: str, value: Any, kind: type | tuple[type, ...]) ->
     if isinstance(value, bool) and kind is not bool or not isinstance(value, expected):
         name = getattr(kind, "__name__", str(kind))
         raise _fail(path, where, f"expected {name}, got {type(value).__name__} {value!r}")
-    return float(value) if kind is float else value
+    return float(value) if kind is float and isinstance(value, (int, float)) else value
 
 
 def _known_keys(path: Path, table: dict[str, Any], cls: type, where: str, extra: tuple[str, ...] = ()) -> None:
@@ -184,8 +187,6 @@ def load_spec(path: Path) -> Spec:
 
 def _check_consistency(spec: Spec) -> None:
     """Rules that involve several fields: sizes, modes, which steps need which sections."""
-    from builders.recipes.steps import STEPS
-
     path = spec.path
     for i, step in enumerate(spec.steps):
         try:
@@ -202,10 +203,10 @@ def _check_consistency(spec: Spec) -> None:
         raise _fail(path, "overgenerate", f"must be 1.0 or more, got {spec.overgenerate}")
     if not 0.0 < spec.dedupe_threshold <= 1.0:
         raise _fail(path, "dedupe_threshold", f"must be in (0, 1], got {spec.dedupe_threshold}")
-    for where, value, choices in (("quality.refusals", spec.quality.refusals, REFUSAL_MODES),
-                                  ("quality.length_cue", spec.quality.length_cue, LENGTH_MODES)):
-        if value not in choices:
-            raise _fail(path, where, f"{value!r} is not one of {', '.join(choices)}")
+    for where, mode, choices in (("quality.refusals", spec.quality.refusals, REFUSAL_MODES),
+                                 ("quality.length_cue", spec.quality.length_cue, LENGTH_MODES)):
+        if mode not in choices:
+            raise _fail(path, where, f"{mode!r} is not one of {', '.join(choices)}")
     if "generate" in spec.steps and len(spec.seeds) < 2:
         raise _fail(path, "seeds", "the generate step needs at least 2 [[seeds]] examples to imitate")
     if "upstream" in spec.steps and spec.upstream is None:

@@ -1,29 +1,36 @@
 """The steps of the generic recipe. Each takes the candidates of one round and returns those it keeps.
 
-A step either adds candidates (`generate`, `upstream`), asks the LLM for more of each candidate
-(`worse`, `translate`), or filters (`check`, `quality`, `dedupe`, `balance_length`). Every candidate a
-step drops is rejected through `RecipeRun.reject` with a labelled reason and its raw material, so a build
-accounts for every candidate. New steps register with `@step("name")` and are named in a spec's `steps`.
+A step is an object (registered in `STEPS` and named in a spec's `steps`). A step that asks the LLM is
+an `LLMStep`: it names its template and output schema, builds one request per piece of work (`asks`) and
+applies each parsed answer (`apply`), returning a reason when the answer disqualifies its candidate. One
+driver, `RecipeRun.answers`, sends the requests as a batch, rejects the candidates whose call failed,
+records request keys and leaves judging out of a dry run; every candidate a step drops is rejected with a
+labelled reason and its raw material, so a build accounts for every candidate. Other steps add
+candidates (`upstream`) or filter them (`quality`, `dedupe`, `balance_length`) and override `run`.
 Steps marked `final` run once over the whole pool after the last round (they need every candidate).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rapidfuzz import process
 from rapidfuzz.distance import LCSseq
 
-from builders.categories._sourced import text_key
+from builders.errors import GeniesError
 from builders.llm import ChatRequest, ChatResult, JsonSchema
-from builders.recipes.spec import Seed, Spec
+from builders.registries import Registry
 from builders.registry import BuildContext
+from builders.rows import RowCursor, TableRows
 from builders.templating import render, template_id
+from builders.text import has_repeats, text_digest
+
+if TYPE_CHECKING:
+    from builders.recipes.spec import Seed, Spec
 
 
 @dataclass
@@ -51,6 +58,26 @@ class Candidate:
                 "group": self.group, "llm_requests": list(self.requests)}
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One request of a step: the template variables, the candidate it serves (None for new items) and,
+    where one candidate needs several answers, which part this one is (`slot`)."""
+
+    candidate: Candidate | None
+    variables: dict[str, Any]
+    schema: dict[str, Any]
+    sample: int = 0
+    max_tokens: int | None = None
+    slot: str = ""
+
+    @property
+    def owner(self) -> Candidate:
+        """The candidate this ask serves (steps that work per candidate only make such asks)."""
+        if self.candidate is None:
+            raise ValueError("this ask serves no candidate")
+        return self.candidate
+
+
 @dataclass
 class RecipeRun:
     """One distribution's run of its spec: the build context, the round in progress, what was kept so far."""
@@ -60,8 +87,7 @@ class RecipeRun:
     need: int = 0
     calls: int = 0
     accepted: list[Candidate] = field(default_factory=list)
-    upstream_rows: list[dict[str, Any]] | None = None
-    upstream_next: int = 0
+    rows: RowCursor | None = None
 
     @property
     def planning(self) -> bool:
@@ -74,66 +100,145 @@ class RecipeRun:
         runaway answer costs and makes dry-run estimates close to real use."""
         return min(self.spec.max_tokens, JSON_OVERHEAD_TOKENS + math.ceil(2 * chars / 3))
 
+    def cursor(self, provider: Any) -> RowCursor:
+        """The run's cursor over `provider`'s rows (one per run: later rounds take the rows that follow)."""
+        if self.rows is None:
+            self.rows = RowCursor(provider, self.ctx)
+        return self.rows
+
     def reject(self, candidate: Candidate | None, step_name: str, reason: str, raw: Any = None) -> None:
         material = {"step": step_name, **(candidate.raw() if candidate else {})}
         if raw is not None:
             material["llm"] = raw
         self.ctx.reject(f"{step_name}: {reason}", material)
 
-    def ask(self, step_name: str, template: str, variables: Sequence[dict[str, Any]], schema: dict[str, Any],
-            samples: Sequence[int] | None = None, max_tokens: int | Sequence[int] | None = None,
-            temperature: float | None = None) -> list[ChatResult]:
-        """One chat request per entry of `variables` (rendered into `template`), sent as one batch.
+    def judged(self, candidate: Candidate, step_name: str, problem: str | None) -> bool:
+        """Whether `candidate` stays: a problem rejects it, except in a dry run (placeholders are not judged)."""
+        if problem is None or self.planning:
+            return True
+        self.reject(candidate, step_name, problem)
+        return False
 
-        `max_tokens` is one cap for all requests or one per request (default: the spec's `max_tokens`).
-        """
-        samples = samples or [0] * len(variables)
-        caps = max_tokens if isinstance(max_tokens, Sequence) else [max_tokens or self.spec.max_tokens] * len(variables)
-        temperature = self.spec.temperature if temperature is None else temperature
+    def variant(self, text: str, index: object) -> str:
+        """In a dry run, placeholder `text` made distinct by `index` (identical placeholders would be
+        deduplicated away and the estimate would stop early); else `text` itself."""
+        return f"{text} {index}" if self.planning else text
+
+    def answers(self, step: LLMStep, asks: Sequence[Ask]) -> list[tuple[Ask, ChatResult]]:
+        """Send `asks` as one batch; (ask, result) for each call that succeeded. A failed call rejects its
+        candidate (once, with the reason and the raw answer), and that candidate's other answers are dropped."""
+        template = step.template(self.spec)
         requests = [
-            ChatRequest([{"role": "user", "content": render(template, **values)}], step=f"{self.spec.name}.{step_name}",
-                        template=template_id(template), sample=sample, response_format=JsonSchema(schema),
-                        params={"temperature": temperature, "max_tokens": cap})
-            for values, sample, cap in zip(variables, samples, caps)
+            ChatRequest([{"role": "user", "content": render(template, **ask.variables)}],
+                        step=f"{self.spec.name}.{step.name}", template=template_id(template), sample=ask.sample,
+                        response_format=JsonSchema(ask.schema),
+                        params={"temperature": self.spec.temperature if step.temperature is None else step.temperature,
+                                "max_tokens": ask.max_tokens or self.spec.max_tokens})
+            for ask in asks
         ]
-        return self.ctx.llm.run_batch(requests) if requests else []
+        if self.ctx.llm is None:
+            raise GeniesError(f"{self.spec.name} needs the LLM engine", "set OPENAI_BASE_URL (or use --dry-run to estimate)")
+        results: list[ChatResult] = self.ctx.llm.run_batch(requests) if requests else []
+        failed: set[int] = set()
+        answered = []
+        for ask, result in zip(asks, results):
+            if ask.candidate is not None and id(ask.candidate) in failed:
+                continue
+            if not result.ok:
+                self.reject(ask.candidate, step.name, result.reason or "no answer", {"request": result.key, "raw": result.raw})
+                if ask.candidate is not None:
+                    failed.add(id(ask.candidate))
+                continue
+            answered.append((ask, result))
+        answered = [(ask, result) for ask, result in answered if ask.candidate is None or id(ask.candidate) not in failed]
+        for ask, result in answered:
+            if ask.candidate is not None:
+                ask.candidate.requests.append(result.key)
+        return answered
 
 
 JSON_OVERHEAD_TOKENS = 64
-StepFn = Callable[[RecipeRun, list[Candidate]], list[Candidate]]
 
 
-@dataclass(frozen=True)
+def object_schema(**properties: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of an object with exactly these required properties."""
+    return {"type": "object", "required": list(properties), "additionalProperties": False, "properties": properties}
+
+
+STRING = {"type": "string"}
+
+
+def strings(count: int) -> dict[str, Any]:
+    return {"type": "array", "items": STRING, "minItems": count, "maxItems": count}
+
+
+def choice(count: int) -> dict[str, Any]:
+    """An answer picking one of `count` numbered options."""
+    return object_schema(best={"type": "integer", "enum": list(range(1, count + 1))})
+
+
 class Step:
-    name: str
-    fn: StepFn
-    final: bool = False
+    """A recipe step: the candidates of a round in, the ones it keeps out."""
+
+    name = ""
+    final = False
+
+    def templates(self, spec: Spec) -> list[str]:
+        """The templates this step reads for `spec` (they enter the build fingerprint)."""
+        return []
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        raise NotImplementedError
 
 
-STEPS: dict[str, Step] = {}
+class LLMStep(Step):
+    """A step around one LLM call per ask: `asks` formats the input, `apply` takes in the answer."""
+
+    shared_template = ""  # a prompt under templates/recipes/ shared by every spec
+    own_templates: tuple[str, ...] = ()  # the spec's own parts (`<name>/<part>.j2`) it renders
+    temperature: float | None = None
+
+    def template(self, spec: Spec) -> str:
+        return self.shared_template or spec.template(self.own_templates[0])
+
+    def templates(self, spec: Spec) -> list[str]:
+        own = [spec.template(part) for part in self.own_templates]
+        return [self.shared_template, *own] if self.shared_template else own
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        raise NotImplementedError
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        """Take in one answer; a returned reason rejects the candidate."""
+        raise NotImplementedError
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates whose every answer was applied without a problem, in their order."""
+        kept: set[int] = set()
+        rejected: set[int] = set()
+        for ask, result in run.answers(self, self.asks(run, candidates)):
+            if id(ask.candidate) in rejected:
+                continue
+            if run.judged(ask.owner, self.name, self.apply(run, ask, result.parsed)):
+                kept.add(id(ask.candidate))
+            else:
+                rejected.add(id(ask.candidate))
+        return [c for c in candidates if id(c) in kept and id(c) not in rejected]
 
 
-def step(name: str, *, final: bool = False) -> Callable[[StepFn], StepFn]:
-    """Register a recipe step under `name` (a spec lists it in `steps`)."""
-
-    def register(fn: StepFn) -> StepFn:
-        STEPS[name] = Step(name, fn, final)
-        return fn
-
-    return register
+STEPS: Registry[Step] = Registry("recipe step")
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text_key(text).encode("utf-8")).hexdigest()[:16]
+StepClass = TypeVar("StepClass", bound=type[Step])
 
 
-def _strings(count: int) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "string"}, "minItems": count, "maxItems": count}
+def register_step(cls: StepClass) -> StepClass:
+    """Class decorator: register one instance of the step under its name (a spec lists it in `steps`)."""
+    STEPS.add(cls.name, cls(), cls.__module__)
+    return cls
 
 
-ITEM_SCHEMA = {"type": "object", "required": ["instruction", "input", "answer"], "additionalProperties": False,
-               "properties": {"instruction": {"type": "string"}, "input": {"type": "string"},
-                              "answer": {"type": "string"}}}
+ITEM_SCHEMA = object_schema(instruction=STRING, input=STRING, answer=STRING)
 
 
 def _seed_view(seed: Seed) -> dict[str, Any]:
@@ -146,102 +251,66 @@ def _seeds_for(run: RecipeRun, key: object, count: int = 3) -> list[dict[str, An
     return [_seed_view(s) for s in run.ctx.rng("seeds", key).sample(seeds, min(count, len(seeds)))]
 
 
-@step("generate")
-def generate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Generate(LLMStep):
     """Write new items (instruction, optional input, preferred answer), few-shot from the spec's seeds."""
-    spec = run.spec
-    calls = math.ceil(run.need / spec.per_call)
-    indices = list(range(run.calls, run.calls + calls))
-    run.calls += calls
-    schema = {"type": "object", "required": ["items"], "additionalProperties": False,
-              "properties": {"items": {"type": "array", "items": ITEM_SCHEMA, "minItems": 1,
-                                       "maxItems": spec.per_call}}}
-    task = render(spec.template("task"))
-    variables = [{"task": task, "seeds": _seeds_for(run, i), "count": spec.per_call, "batch": i + 1}
-                 for i in indices]
-    seed_chars = max(len(s.instruction) + len(s.input) + len(s.answer) for s in spec.seeds)
-    cap = run.budget(spec.per_call * seed_chars)
-    for index, result in zip(indices, run.ask("generate", "recipes/generate.j2", variables, schema, indices, cap)):
-        if not result.ok:
-            run.reject(None, "generate", result.reason or "no answer", {"request": result.key, "raw": result.raw})
-            continue
-        items = result.parsed["items"]
-        if run.planning:
-            items = items * spec.per_call
-        for position, item in enumerate(items):
-            row_key = f"{index}.{position}"
-            group_text = item["instruction"] + (row_key if run.planning else "")
-            candidates.append(Candidate(
-                instruction=strip_debris(item["instruction"]), input=item["input"].strip(), preferred=item["answer"],
-                group=f"{spec.name}:{_digest(group_text)}", row_key=row_key, source="llm", requests=[result.key],
-            ))
-    return candidates
+
+    name = "generate"
+    shared_template = "recipes/generate.j2"
+
+    def templates(self, spec: Spec) -> list[str]:
+        return [self.shared_template, spec.template("task")]
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        spec = run.spec
+        calls = math.ceil(run.need / spec.per_call)
+        indices = list(range(run.calls, run.calls + calls))
+        run.calls += calls
+        schema = object_schema(items={"type": "array", "items": ITEM_SCHEMA, "minItems": 1, "maxItems": spec.per_call})
+        task = render(spec.template("task"))
+        seed_chars = max(len(s.instruction) + len(s.input) + len(s.answer) for s in spec.seeds)
+        cap = run.budget(spec.per_call * seed_chars)
+        return [Ask(None, {"task": task, "seeds": _seeds_for(run, i), "count": spec.per_call, "batch": i + 1},
+                    schema, sample=i, max_tokens=cap, slot=str(i)) for i in indices]
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        for ask, result in run.answers(self, self.asks(run, candidates)):
+            items = result.parsed["items"] * (run.spec.per_call if run.planning else 1)
+            for position, item in enumerate(items):
+                row_key = f"{ask.slot}.{position}"
+                candidates.append(Candidate(
+                    instruction=strip_debris(item["instruction"]), input=item["input"].strip(),
+                    preferred=item["answer"], group=f"{run.spec.name}:{text_digest(run.variant(item['instruction'], row_key))}",
+                    row_key=row_key, source="llm", requests=[result.key],
+                ))
+        return candidates
 
 
-def _upstream_rows(run: RecipeRun) -> list[dict[str, Any]]:
-    """The upstream table's rows in a seeded order (read once per run)."""
-    if run.upstream_rows is None:
-        up = run.spec.upstream
-        table = run.ctx.source(up.source)
-        columns = [c for c in (up.key, up.instruction, up.input, up.answer) if c]
-        rows = table.select(columns).to_pylist()
-        run.ctx.rng("upstream").shuffle(rows)
-        run.upstream_rows = rows
-    return run.upstream_rows
-
-
-@step("upstream")
-def upstream(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Upstream(Step):
     """Take the next items of an upstream table (e.g. Alpaca instructions and their reference answers)."""
-    up = run.spec.upstream
-    rows = _upstream_rows(run)
-    revision = run.ctx.sources_used[up.source].revision
-    added = 0
-    while added < run.need and run.upstream_next < len(rows):
-        row = rows[run.upstream_next]
-        run.upstream_next += 1
-        candidate = Candidate(
-            instruction=str(row[up.instruction] or "").strip(), input=str(row.get(up.input) or "").strip() if up.input else "",
-            preferred=str(row[up.answer] or ""), group=f"{up.source}:{row[up.key]}", row_key=str(row[up.key]),
-            source=up.source, revision=revision,
-        )
-        if len(candidate.preferred) > up.max_answer_chars:
-            run.reject(candidate, "upstream", f"reference answer longer than {up.max_answer_chars} characters")
-            continue
-        candidates.append(candidate)
-        added += 1
-    return candidates
 
+    name = "upstream"
 
-def _answered(run: RecipeRun, step_name: str, candidates: list[Candidate], results: list[ChatResult]):
-    """Pairs of (candidate, parsed answer) for the calls that succeeded; the others are rejected."""
-    for candidate, result in zip(candidates, results):
-        if not result.ok:
-            run.reject(candidate, step_name, result.reason or "no answer", {"request": result.key, "raw": result.raw})
-            continue
-        candidate.requests.append(result.key)
-        yield candidate, result.parsed
-
-
-@step("worse")
-def worse(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
-    """Ask for `responses - 1` subtly worse answers to each item, in the manner the spec's flaws template says."""
-    spec = run.spec
-    flaws = render(spec.template("flaws"))
-    schema = {"type": "object", "required": ["answers"], "additionalProperties": False,
-              "properties": {"answers": _strings(spec.worse_count)}}
-    examples = [s for s in _seeds_for(run, "worse", 2) if s["worse"]]
-    variables = [{"instruction": c.instruction, "input": c.input, "answer": c.preferred, "flaws": flaws,
-                  "count": spec.worse_count, "examples": examples} for c in candidates]
-    kept = []
-    caps = [run.budget(spec.worse_count * _answer_chars(run, c)) for c in candidates]
-    results = run.ask("worse", "recipes/worse.j2", variables, schema, max_tokens=caps)
-    for candidate, parsed in _answered(run, "worse", candidates, results):
-        candidate.worse = list(parsed["answers"])
-        if run.planning:
-            candidate.worse = [f"{text} {i}" for i, text in enumerate(candidate.worse)]
-        kept.append(candidate)
-    return kept
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        up = run.spec.upstream
+        assert up is not None, "load_spec requires [upstream] for this step"
+        cursor = run.cursor(TableRows(up.source, [c for c in (up.key, up.instruction, up.input, up.answer) if c]))
+        added = 0
+        while added < run.need and (rows := cursor.take(1)):
+            row = rows[0]
+            candidate = Candidate(
+                instruction=str(row[up.instruction] or "").strip(),
+                input=str(row.get(up.input) or "").strip() if up.input else "",
+                preferred=str(row[up.answer] or ""), group=f"{up.source}:{row[up.key]}", row_key=str(row[up.key]),
+                source=up.source, revision=cursor.revision,
+            )
+            if len(candidate.preferred) > up.max_answer_chars:
+                run.reject(candidate, self.name, f"reference answer longer than {up.max_answer_chars} characters")
+                continue
+            candidates.append(candidate)
+            added += 1
+        return candidates
 
 
 def _answer_chars(run: RecipeRun, candidate: Candidate) -> int:
@@ -251,67 +320,77 @@ def _answer_chars(run: RecipeRun, candidate: Candidate) -> int:
     return len(candidate.preferred)
 
 
-def _check_order(run: RecipeRun, candidate: Candidate) -> list[int]:
-    order = list(range(len(candidate.responses)))
-    run.ctx.rng("check", candidate.group).shuffle(order)
-    return order
+@register_step
+class Worse(LLMStep):
+    """Ask for `responses - 1` subtly worse answers to each item, in the manner the spec's flaws template says."""
+
+    name = "worse"
+    shared_template = "recipes/worse.j2"
+    own_templates = ("flaws",)
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        spec = run.spec
+        flaws = render(spec.template("flaws"))
+        schema = object_schema(answers=strings(spec.worse_count))
+        examples = [s for s in _seeds_for(run, "worse", 2) if s["worse"]]
+        return [Ask(c, {"instruction": c.instruction, "input": c.input, "answer": c.preferred, "flaws": flaws,
+                        "count": spec.worse_count, "examples": examples}, schema,
+                    max_tokens=run.budget(spec.worse_count * _answer_chars(run, c))) for c in candidates]
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        ask.owner.worse = [run.variant(text, i) for i, text in enumerate(parsed["answers"])]
+        return None
 
 
 CHECK_TOKENS = 32  # {"best": N}, with room for a code fence
 
 
-@step("check")
-def check(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Check(LLMStep):
     """A separate call, shown the responses in a seeded order, must pick the preferred one, else reject."""
-    spec = run.spec
-    orders = [_check_order(run, c) for c in candidates]
-    choices = list(range(1, spec.responses + 1))
-    schema = {"type": "object", "required": ["best"], "additionalProperties": False,
-              "properties": {"best": {"type": "integer", "enum": choices}}}
-    variables = [{"instruction": c.instruction, "input": c.input, "preferred_is": spec.preferred_is,
-                  "responses": [c.responses[i] for i in order]} for c, order in zip(candidates, orders)]
-    results = run.ask("check", "recipes/check.j2", variables, schema, max_tokens=CHECK_TOKENS, temperature=0.0)
-    order_of = {id(c): order for c, order in zip(candidates, orders)}
-    kept = []
-    for candidate, parsed in _answered(run, "check", candidates, results):
-        expected = order_of[id(candidate)].index(0) + 1
-        if parsed["best"] != expected and not run.planning:
-            run.reject(candidate, "check", f"re-identification failed: picked response {parsed['best']}, "
-                                           f"the preferred was shown as {expected}")
-            continue
-        kept.append(candidate)
-    return kept
+
+    name = "check"
+    shared_template = "recipes/check.j2"
+    temperature = 0.0
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        asks = []
+        for c in candidates:
+            order = list(range(len(c.responses)))
+            run.ctx.rng("check", c.group).shuffle(order)
+            asks.append(Ask(c, {"instruction": c.instruction, "input": c.input, "preferred_is": run.spec.preferred_is,
+                                "responses": [c.responses[i] for i in order]},
+                            choice(run.spec.responses), max_tokens=CHECK_TOKENS, slot=str(order.index(0) + 1)))
+        return asks
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        if parsed["best"] != int(ask.slot):
+            return f"re-identification failed: picked response {parsed['best']}, the preferred was shown as {ask.slot}"
+        return None
 
 
-@step("translate")
-def translate(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Translate(LLMStep):
     """Translate the instruction (and input) and/or every response into the spec's language."""
-    spec = run.spec
-    schema = {"type": "object", "required": ["translation"], "additionalProperties": False,
-              "properties": {"translation": {"type": "string"}}}
-    parts = [(c, part) for c in candidates for part in _translatable(c, spec.translate)]
-    variables = [{"text": text, "language": spec.language} for _, (_, text) in parts]
-    caps = [run.budget(len(text)) for _, (_, text) in parts]
-    results = run.ask("translate", "recipes/translate.j2", variables, schema, max_tokens=caps)
-    translated: dict[int, dict[str, str]] = {}
-    failed: set[int] = set()
-    for (candidate, (part, _)), result in zip(parts, results):
-        if not result.ok:
-            if id(candidate) not in failed:
-                run.reject(candidate, "translate", result.reason or "no answer", {"request": result.key, "raw": result.raw})
-            failed.add(id(candidate))
-            continue
-        candidate.requests.append(result.key)
-        text = result.parsed["translation"]
-        translated.setdefault(id(candidate), {})[part] = f"{text} {part}" if run.planning else text
-    kept = []
-    for candidate in candidates:
-        if id(candidate) in failed:
-            continue
-        _apply_translation(candidate, translated.get(id(candidate), {}))
-        candidate.meta["language"] = spec.language
-        kept.append(candidate)
-    return kept
+
+    name = "translate"
+    shared_template = "recipes/translate.j2"
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        schema = object_schema(translation=STRING)
+        return [Ask(c, {"text": text, "language": run.spec.language}, schema, max_tokens=run.budget(len(text)), slot=slot)
+                for c in candidates for slot, text in _translatable(c, run.spec.translate)]
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        candidate, text = ask.owner, run.variant(parsed["translation"], ask.slot)
+        if ask.slot in ("instruction", "input"):
+            setattr(candidate, ask.slot, text)
+        else:
+            responses = candidate.responses
+            responses[int(ask.slot.split(".")[1])] = text
+            candidate.preferred, candidate.worse = responses[0], responses[1:]
+        candidate.meta["language"] = run.spec.language
+        return None
 
 
 def _translatable(candidate: Candidate, parts: Sequence[str]) -> list[tuple[str, str]]:
@@ -324,13 +403,6 @@ def _translatable(candidate: Candidate, parts: Sequence[str]) -> list[tuple[str,
     if "responses" in parts:
         slots.extend((f"response.{i}", text) for i, text in enumerate(candidate.responses))
     return slots
-
-
-def _apply_translation(candidate: Candidate, texts: dict[str, str]) -> None:
-    candidate.instruction = texts.get("instruction", candidate.instruction)
-    candidate.input = texts.get("input", candidate.input)
-    responses = [texts.get(f"response.{i}", text) for i, text in enumerate(candidate.responses)]
-    candidate.preferred, candidate.worse = responses[0], responses[1:]
 
 
 LABEL = r"(?:response|answer|option|choice|version|candidate|output|completion|example|instruction|question|task)"
@@ -383,7 +455,7 @@ def quality_problem(spec: Spec, instruction: str, responses: list[str]) -> str |
         return f"too short: a response has {min(lengths)} characters, minimum {q.min_chars}"
     if max(lengths) > q.max_chars:
         return f"too long: a response has {max(lengths)} characters, maximum {q.max_chars}"
-    if len({text_key(r) for r in responses}) < len(responses):
+    if has_repeats(responses):
         return "duplicate responses"
     if max(lengths) > q.max_length_ratio * min(lengths):
         return f"length gap: longest response is more than {q.max_length_ratio:g}x the shortest"
@@ -402,19 +474,20 @@ def _refusal_problem(mode: str, responses: list[str]) -> str | None:
     return None
 
 
-@step("quality")
-def quality(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Quality(Step):
     """Strip parse debris, then reject empty, too short/long, duplicated, unwanted refusals (labelled reasons)."""
-    kept = []
-    for candidate in candidates:
-        candidate.preferred = strip_debris(candidate.preferred)
-        candidate.worse = [strip_debris(w) for w in candidate.worse]
-        problem = None if run.planning else quality_problem(run.spec, candidate.instruction, candidate.responses)
-        if problem:
-            run.reject(candidate, "quality", problem)
-        else:
-            kept.append(candidate)
-    return kept
+
+    name = "quality"
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        kept = []
+        for candidate in candidates:
+            candidate.preferred = strip_debris(candidate.preferred)
+            candidate.worse = [strip_debris(w) for w in candidate.worse]
+            if run.judged(candidate, self.name, quality_problem(run.spec, candidate.instruction, candidate.responses)):
+                kept.append(candidate)
+        return kept
 
 
 def _token_strings(texts: Sequence[str]) -> list[str]:
@@ -435,24 +508,26 @@ def rouge_l(a: str, b: str) -> float:
     return _lcs_f1(*_token_strings([a, b]))
 
 
-@step("dedupe")
-def dedupe(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Dedupe(Step):
     """Drop items whose instruction (plus input) has ROUGE-L >= the spec's threshold with an earlier one."""
-    previous = [c.instruction + " " + c.input for c in run.accepted]
-    texts = [c.instruction + " " + c.input for c in candidates]
-    tokens = _token_strings(previous + texts)
-    threshold = run.spec.dedupe_threshold
-    kept_tokens = tokens[:len(previous)]
-    kept = []
-    for candidate, mine in zip(candidates, tokens[len(previous):]):
-        match = process.extractOne(mine, kept_tokens, scorer=_lcs_f1, score_cutoff=threshold) if mine else None
-        if match is not None and not run.planning:
-            run.reject(candidate, "dedupe", f"near-duplicate instruction: ROUGE-L {match[1]:.2f} >= {threshold:g} "
-                                            f"with an earlier item")
-            continue
-        kept.append(candidate)
-        kept_tokens.append(mine)
-    return kept
+
+    name = "dedupe"
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        previous = [c.instruction + " " + c.input for c in run.accepted]
+        tokens = _token_strings(previous + [c.instruction + " " + c.input for c in candidates])
+        threshold = run.spec.dedupe_threshold
+        kept_tokens = tokens[:len(previous)]
+        kept = []
+        for candidate, mine in zip(candidates, tokens[len(previous):]):
+            match = process.extractOne(mine, kept_tokens, scorer=_lcs_f1, score_cutoff=threshold) if mine else None
+            problem = None if match is None else (
+                f"near-duplicate instruction: ROUGE-L {match[1]:.2f} >= {threshold:g} with an earlier item")
+            if run.judged(candidate, self.name, problem):
+                kept.append(candidate)
+                kept_tokens.append(mine)
+        return kept
 
 
 def _extreme(candidate: Candidate, pick: Callable[[Sequence[int]], int]) -> bool:
@@ -461,20 +536,24 @@ def _extreme(candidate: Candidate, pick: Callable[[Sequence[int]], int]) -> bool
     return lengths[0] == pick(lengths) and lengths.count(lengths[0]) == 1
 
 
-@step("balance_length", final=True)
-def balance_length(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class BalanceLength(Step):
     """Keep the preferred response from being the longest (or shortest) in more than `max_extreme_share` of
     items, by rejecting the last items that carry the cue: length must not give the preferred away."""
-    if run.spec.quality.length_cue == "off" or run.planning:
+
+    name = "balance_length"
+    final = True
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        if run.spec.quality.length_cue == "off" or run.planning:
+            return candidates
+        share = run.spec.quality.max_extreme_share
+        for label, pick in (("longest", max), ("shortest", min)):
+            cued = [c for c in candidates if _extreme(c, pick)]
+            excess = math.ceil((len(cued) - share * len(candidates)) / (1 - share)) if share < 1 else 0
+            dropped = {id(c) for c in cued[len(cued) - excess:]} if excess > 0 else set()
+            for candidate in cued:
+                if id(candidate) in dropped:
+                    run.reject(candidate, self.name, f"length cue: the preferred is the {label} response in too many items")
+            candidates = [c for c in candidates if id(c) not in dropped]
         return candidates
-    share = run.spec.quality.max_extreme_share
-    for label, pick in (("longest", max), ("shortest", min)):
-        cued = [c for c in candidates if _extreme(c, pick)]
-        excess = math.ceil((len(cued) - share * len(candidates)) / (1 - share)) if share < 1 else 0
-        dropped = {id(c) for c in cued[len(cued) - excess:]} if excess > 0 else set()
-        for candidate in cued:
-            if id(candidate) in dropped:
-                run.reject(candidate, "balance_length",
-                           f"length cue: the preferred is the {label} response in too many items")
-        candidates = [c for c in candidates if id(c) not in dropped]
-    return candidates

@@ -6,31 +6,45 @@
 - `mmlu`: the MMLU items of alpaca_mmlu (same filtering, same groups), the four options as
   responses; spanish_input/spanish_output translate them.
 - `word_swap`: the LLM picks which of a few listed word pairs to swap; the swap itself is code, so the
-  preferred response (the correct option, swap applied) is right by construction.
+  preferred response (the correct option, swap applied) is right by construction. Only words of the same
+  kind are offered (the same set of Penn Treebank tags in lemminflect's lexicon, so the swapped text stays
+  grammatical), and the instruction names the two words in a seeded order, so the order gives nothing away.
 - `quotes` + `attribution_replies`: a user misattributes a quote; the LLM writes one reply body and the two
   responses differ only in the attribution sentence (correcting vs going along), so nothing but the
   honesty of that sentence tells them apart.
 
-Every step takes and returns candidates as in builders/recipes/steps.py and rejects with labelled reasons.
+Every step is a step object as in builders/recipes/steps.py and rejects with labelled reasons.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from builders.llm import ChatResult
-from builders.recipes.recipe import STEP_TEMPLATES
-from builders.recipes.steps import Candidate, RecipeRun, step, strip_debris
+import lemminflect
+
+from builders.recipes.steps import (
+    STRING,
+    Ask,
+    Candidate,
+    LLMStep,
+    RecipeRun,
+    Step,
+    choice,
+    object_schema,
+    register_step,
+    strip_debris,
+)
+from builders.registry import BuildContext
+from builders.rows import AttributedQuotes, MathProblems, MmluQuestions
 from builders.templating import render
+from builders.text import answer_key, unbox
 
-STEP_TEMPLATES.update({
-    "word_swap": ("pick", "instruction"),
-    "quotes": ("user",),
-    "attribution_replies": ("body", "reply"),
-})
-MATH_COLUMNS = ("row_key", "problem", "solution", "level", "subject")
+if TYPE_CHECKING:
+    from builders.recipes.spec import Spec
+
 STOPWORDS = frozenset((
     "about", "above", "after", "again", "against", "also", "among", "because", "been", "before", "being",
     "below", "between", "both", "could", "does", "doing", "down", "during", "each", "either", "every", "from",
@@ -44,110 +58,62 @@ STOPWORDS = frozenset((
 MAX_PAIRS = 6
 
 
-def _next_rows(run: RecipeRun, load: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The next `run.need` rows of an upstream list loaded once per run and shuffled by a seeded RNG."""
-    if run.upstream_rows is None:
-        rows = load()
-        run.ctx.rng("upstream").shuffle(rows)
-        run.upstream_rows = rows
-    taken = run.upstream_rows[run.upstream_next:run.upstream_next + run.need]
-    run.upstream_next += len(taken)
-    return taken
-
-
-def _math_rows(run: RecipeRun) -> list[dict[str, Any]]:
-    levels = run.spec.meta.get("levels")
-    rows = run.ctx.source("math").select(list(MATH_COLUMNS)).to_pylist()
-    return [r for r in rows if levels is None or r["level"] in levels]
-
-
-@step("math")
-def math_problems(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Math(Step):
     """MATH problems with their reference solution preferred; too long a solution is rejected unsent."""
-    limit = run.spec.quality.max_chars
-    rows = _next_rows(run, lambda: _math_rows(run))
-    revision = run.ctx.sources_used["math"].revision
-    for row in rows:
-        candidate = Candidate(
-            instruction=row["problem"].strip(), input="", preferred=row["solution"].strip(),
-            group=f"math:{row['row_key']}", row_key=row["row_key"], source="math", revision=revision,
-            meta={"subject": row["subject"], "level": row["level"]},
-        )
-        if len(candidate.preferred) > limit:
-            run.reject(candidate, "math", f"reference solution longer than {limit} characters")
-            continue
-        candidates.append(candidate)
-    return candidates
+
+    name = "math"
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        limit = run.spec.quality.max_chars
+        cursor = run.cursor(MathProblems(run.spec.meta.get("levels")))
+        for row in cursor.take(run.need):
+            candidate = Candidate(
+                instruction=row["problem"].strip(), input="", preferred=row["solution"].strip(),
+                group=f"math:{row['row_key']}", row_key=row["row_key"], source="math", revision=cursor.revision,
+                meta={"subject": row["subject"], "level": row["level"]},
+            )
+            if len(candidate.preferred) > limit:
+                run.reject(candidate, self.name, f"reference solution longer than {limit} characters")
+                continue
+            candidates.append(candidate)
+        return candidates
 
 
-def _boxed_spans(text: str) -> list[tuple[int, int, int]]:
-    """(start of `\\boxed{`, start of its content, index of its closing brace) for each box, braces balanced."""
-    spans = []
-    for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth = 1
-        for index in range(match.end(), len(text)):
-            depth += {"{": 1, "}": -1}.get(text[index], 0)
-            if depth == 0:
-                spans.append((match.start(), match.end(), index))
-                break
-    return spans
-
-
-def boxed_answers(text: str) -> list[str]:
-    """The contents of every `\\boxed{...}` (or `\\fbox{...}`) in `text`."""
-    return [text[content:end] for _, content, end in _boxed_spans(text)]
-
-
-def unbox(text: str) -> str:
-    """`text` with every `\\boxed{x}` replaced by `x` (nested boxes too)."""
-    pieces, position = [], 0
-    for start, content, end in _boxed_spans(text):
-        if start >= position:
-            pieces += [text[position:start], text[content:end]]
-            position = end + 1
-    unboxed = "".join(pieces) + text[position:]
-    return unbox(unboxed) if unboxed != text else text
-
-
-def _normalized_answer(text: str) -> str | None:
-    answers = boxed_answers(text)
-    return re.sub(r"\s+|\\[,;!]|\\left|\\right|\\dfrac", lambda m: "\\frac" if m.group() == "\\dfrac" else "",
-                  answers[-1]) if answers else None
-
-
-@step("final_answers_differ")
-def final_answers_differ(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class FinalAnswersDiffer(Step):
     """Reject an item whose flawed solution boxes the reference's final answer; then unwrap every `\\boxed`."""
-    kept = []
-    for candidate in candidates:
-        reference = _normalized_answer(candidate.preferred)
-        if reference is not None and reference in map(_normalized_answer, candidate.worse) and not run.planning:
-            run.reject(candidate, "final_answers_differ", f"a flawed solution reaches the reference answer {reference}")
-            continue
-        candidate.preferred, candidate.worse = unbox(candidate.preferred), [unbox(w) for w in candidate.worse]
-        kept.append(candidate)
-    return kept
+
+    name = "final_answers_differ"
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        kept = []
+        for candidate in candidates:
+            reference = answer_key(candidate.preferred)
+            same = reference is not None and reference in map(answer_key, candidate.worse)
+            if run.judged(candidate, self.name, f"a flawed solution reaches the reference answer {reference}" if same else None):
+                candidate.preferred, candidate.worse = unbox(candidate.preferred), [unbox(w) for w in candidate.worse]
+                kept.append(candidate)
+        return kept
 
 
-def _mmlu_rows(run: RecipeRun) -> list[dict[str, Any]]:
-    from builders.categories.instructions import _mmlu_questions
-
-    return _mmlu_questions(run.ctx)
-
-
-@step("mmlu")
-def mmlu_items(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Mmlu(Step):
     """The MMLU questions alpaca_mmlu uses, the correct option preferred over the other three."""
-    for row in _next_rows(run, lambda: _mmlu_rows(run)):
-        choices = list(row["choices"])
-        preferred = choices.pop(row["answer"])
-        candidates.append(Candidate(
-            instruction=row["question"].strip(), input="", preferred=preferred, worse=choices,
-            group=row["group"], row_key=row["row_key"], source="mmlu",
-            revision=run.ctx.sources_used["mmlu"].revision,
-            meta={"from_mmlu": True, "subject": row["subject"], "upstream_split": row["split"]},
-        ))
-    return candidates
+
+    name = "mmlu"
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        cursor = run.cursor(MmluQuestions())
+        for row in cursor.take(run.need):
+            choices = list(row["choices"])
+            preferred = choices.pop(row["answer"])
+            candidates.append(Candidate(
+                instruction=row["question"].strip(), input="", preferred=preferred, worse=choices,
+                group=row["group"], row_key=row["row_key"], source="mmlu", revision=cursor.revision,
+                meta={"from_mmlu": True, "subject": row["subject"], "upstream_split": row["split"]},
+            ))
+        return candidates
 
 
 def content_words(text: str) -> list[str]:
@@ -169,122 +135,140 @@ def swap_words(text: str, first: str, second: str) -> str:
     return re.sub(rf"\b({re.escape(first)}|{re.escape(second)})\b", replace, text, flags=re.IGNORECASE)
 
 
+@cache
+def word_tags(word: str) -> frozenset[str]:
+    """Every Penn Treebank tag the lower-cased word form can carry (empty for a word the lexicon lacks)."""
+    tags: set[str] = set()
+    for upos, lemmas in lemminflect.getAllLemmas(word).items():
+        for lemma in lemmas:
+            tags.update(tag for tag, forms in lemminflect.getAllInflections(lemma, upos).items() if word in forms)
+    return frozenset(tags)
+
+
+def same_kind(first: str, second: str) -> bool:
+    """Whether two words can stand in for each other anywhere: both known, with the same possible tags
+    ("students" and "compare" are not: a plural noun and a verb)."""
+    return bool(word_tags(first)) and word_tags(first) == word_tags(second)
+
+
 def swap_pairs(run: RecipeRun, candidate: Candidate) -> list[tuple[str, str]]:
-    """Up to MAX_PAIRS (answer word, question word) pairs: swapping one always changes the correct answer."""
+    """Up to MAX_PAIRS (answer word, question word) pairs of the same kind: swapping one always changes the
+    correct answer and leaves grammatical text."""
     answer_words = content_words(candidate.preferred)
     question_words = [w for w in content_words(candidate.instruction) if w not in answer_words]
-    pairs = [(a, q) for a in answer_words for q in question_words]
+    pairs = [(a, q) for a in answer_words for q in question_words if same_kind(a, q)]
     run.ctx.rng("pairs", candidate.group).shuffle(pairs)
     return pairs[:MAX_PAIRS]
 
 
-@step("word_swap")
-def word_swap(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class WordSwap(LLMStep):
     """Redefine two words as each other: the LLM picks the pair, code swaps them in question and options.
 
     Responses: the correct option with the swap applied (preferred), the correct option read literally
     (wrong under the swap), and two other options with the swap applied.
     """
-    paired = []
-    for candidate in candidates:
-        pairs = swap_pairs(run, candidate)
-        if pairs:
-            paired.append((candidate, pairs))
-        else:
-            run.reject(candidate, "word_swap", "no word of the correct option can be swapped with one of the question")
-    kept = []
-    for (candidate, pairs), result in zip(paired, _pick_pairs(run, paired)):
-        if not result.ok:
-            run.reject(candidate, "word_swap", result.reason or "no answer", {"request": result.key, "raw": result.raw})
-            continue
-        candidate.requests.append(result.key)
-        _apply_swap(run, candidate, *pairs[result.parsed["best"] - 1])
-        kept.append(candidate)
-    return kept
 
+    name = "word_swap"
+    own_templates = ("pick", "instruction")
 
-def _pick_pairs(run: RecipeRun, paired: list[tuple[Candidate, list[tuple[str, str]]]]) -> list[ChatResult]:
-    """One pick per candidate, asked in one batch per number of pairs offered (the schema enumerates them)."""
-    results: dict[int, ChatResult] = {}
-    for count in sorted({len(pairs) for _, pairs in paired}):
-        indices = [i for i, (_, pairs) in enumerate(paired) if len(pairs) == count]
-        schema = {"type": "object", "required": ["best"], "additionalProperties": False,
-                  "properties": {"best": {"type": "integer", "enum": list(range(1, count + 1))}}}
-        variables = [{"instruction": paired[i][0].instruction, "answer": paired[i][0].preferred,
-                      "pairs": paired[i][1]} for i in indices]
-        results.update(zip(indices, run.ask("word_swap", run.spec.template("pick"), variables, schema)))
-    return [results[i] for i in range(len(paired))]
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        asks = []
+        for candidate in candidates:
+            pairs = swap_pairs(run, candidate)
+            if not pairs:
+                run.reject(candidate, self.name, "no word of the correct option can be swapped with a word of the "
+                                                 "same kind in the question")
+                continue
+            asks.append(Ask(candidate, {"instruction": candidate.instruction, "answer": candidate.preferred,
+                                        "pairs": pairs}, choice(len(pairs))))
+        return asks
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        _apply_swap(run, ask.owner, *ask.variables["pairs"][parsed["best"] - 1])
+        return None
 
 
 def _apply_swap(run: RecipeRun, candidate: Candidate, first: str, second: str) -> None:
+    """Swap `first` (a word of the correct option) and `second` everywhere; the instruction names the two in
+    a seeded order, since naming the correct option's word first would tell which response respects the swap."""
     distractors = list(candidate.worse)
     run.ctx.rng("distractors", candidate.group).shuffle(distractors)
+    named = [first, second]
+    run.ctx.rng("named", candidate.group).shuffle(named)
     literal = candidate.preferred
-    candidate.instruction = render(run.spec.template("instruction"), first=first, second=second,
+    candidate.instruction = render(run.spec.template("instruction"), first=named[0], second=named[1],
                                    question=swap_words(candidate.instruction, first, second))
     candidate.preferred = swap_words(literal, first, second)
     candidate.worse = [literal, *(swap_words(d, first, second) for d in distractors[:run.spec.worse_count - 1])]
-    candidate.meta.update({"swapped": [first, second]})
+    candidate.meta.update({"swapped": named})
 
 
-def _quote_rows(run: RecipeRun) -> list[dict[str, Any]]:
-    """Single-author quotes (as quote_attribution uses them), each with a wrong author drawn from the pool."""
-    from builders.categories.personas import _attributed_quotes
+@dataclass(frozen=True)
+class MisattributedQuotes:
+    """Single-author quotes (as quote_attribution uses them), each with a wrong author drawn from the pool
+    (so fame alone cannot tell the two apart) and one of four framings."""
 
-    quotes = _attributed_quotes(run.ctx)
-    authors = [q["author"] for q in quotes]
-    for quote in quotes:
-        rng = run.ctx.rng("author", quote["row_key"])
-        quote["wrong_author"] = quote["author"]
-        while quote["wrong_author"] == quote["author"]:
-            quote["wrong_author"] = rng.choice(authors)
-        quote["framing"] = rng.randrange(4)
-    return quotes
+    source: str = "quotes"
+
+    def rows(self, ctx: BuildContext) -> list[dict[str, Any]]:
+        quotes = AttributedQuotes(self.source).rows(ctx)
+        authors = [q["author"] for q in quotes]
+        for quote in quotes:
+            rng = ctx.rng("author", quote["row_key"])
+            quote["wrong_author"] = quote["author"]
+            while quote["wrong_author"] == quote["author"]:
+                quote["wrong_author"] = rng.choice(authors)
+            quote["framing"] = rng.randrange(4)
+        return quotes
 
 
-@step("quotes")
-def quotes(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class Quotes(Step):
     """Quotes a user attributes to the wrong author, in the words of the spec's `user.j2`."""
-    for row in _next_rows(run, lambda: _quote_rows(run)):
-        candidates.append(Candidate(
-            instruction=render(run.spec.template("user"), quote=row["quote"], author=row["wrong_author"],
-                               framing=row["framing"]).strip(),
-            input="", preferred="", group=f"quotes:{row['row_key']}", row_key=row["row_key"], source="quotes",
-            revision=run.ctx.sources_used["quotes"].revision,
-            meta={"quote": row["quote"], "true_author": row["author"], "wrong_author": row["wrong_author"]},
-        ))
-    return candidates
+
+    name = "quotes"
+
+    def templates(self, spec: Spec) -> list[str]:
+        return [spec.template("user")]
+
+    def run(self, run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+        cursor = run.cursor(MisattributedQuotes())
+        for row in cursor.take(run.need):
+            candidates.append(Candidate(
+                instruction=render(run.spec.template("user"), quote=row["quote"], author=row["wrong_author"],
+                                   framing=row["framing"]).strip(),
+                input="", preferred="", group=f"quotes:{row['row_key']}", row_key=row["row_key"], source="quotes",
+                revision=cursor.revision,
+                meta={"quote": row["quote"], "true_author": row["author"], "wrong_author": row["wrong_author"]},
+            ))
+        return candidates
 
 
 def _surname(author: str) -> str:
     return author.split()[-1].lower()
 
 
-@step("attribution_replies")
-def attribution_replies(run: RecipeRun, candidates: list[Candidate]) -> list[Candidate]:
+@register_step
+class AttributionReplies(LLMStep):
     """One LLM-written reply body per item (naming nobody); the attribution sentence in front is code."""
-    spec = run.spec
-    schema = {"type": "object", "required": ["answer"], "additionalProperties": False,
-              "properties": {"answer": {"type": "string"}}}
-    variables = [{"request": c.instruction, "quote": c.meta["quote"]} for c in candidates]
-    kept = []
-    for candidate, result in zip(candidates, run.ask("attribution_replies", spec.template("body"), variables, schema)):
-        if not result.ok:
-            run.reject(candidate, "attribution_replies", result.reason or "no answer",
-                       {"request": result.key, "raw": result.raw})
-            continue
-        candidate.requests.append(result.key)
-        body = strip_debris(result.parsed["answer"])
+
+    name = "attribution_replies"
+    own_templates = ("body", "reply")
+
+    def asks(self, run: RecipeRun, candidates: list[Candidate]) -> list[Ask]:
+        schema = object_schema(answer=STRING)
+        return [Ask(c, {"request": c.instruction, "quote": c.meta["quote"]}, schema) for c in candidates]
+
+    def apply(self, run: RecipeRun, ask: Ask, parsed: Any) -> str | None:
+        candidate, body = ask.owner, strip_debris(parsed["answer"])
         named = [a for a in (candidate.meta["true_author"], candidate.meta["wrong_author"])
                  if re.search(rf"\b{re.escape(_surname(a))}\b", body.lower())]
-        if named and not run.planning:
-            run.reject(candidate, "attribution_replies", f"the reply body names {named[0]}: the attribution "
-                                                        "must come only from the sentence in front")
-            continue
+        if named:
+            return f"the reply body names {named[0]}: the attribution must come only from the sentence in front"
         variant = run.ctx.rng("reply", candidate.group).randrange(3)
         reply = {"true_author": candidate.meta["true_author"], "wrong_author": candidate.meta["wrong_author"],
                  "body": body, "variant": variant}
-        candidate.preferred = render(spec.template("reply"), honest=True, **reply).strip()
-        candidate.worse = [render(spec.template("reply"), honest=False, **reply).strip()]
-        kept.append(candidate)
-    return kept
+        candidate.preferred = render(run.spec.template("reply"), honest=True, **reply).strip()
+        candidate.worse = [render(run.spec.template("reply"), honest=False, **reply).strip()]
+        return None
