@@ -1,9 +1,14 @@
 """Decide whether code is correct by running it: test suites, verdicts and a sandbox with a verdict cache.
 
 Labels such as "this code is correct" must come from running the code, never from trusting its source.
-Programs run in a separate interpreter (`builders/sandbox_harness.py`, `python -I`) that forks one child per
-test with CPU, memory and output limits in a temporary working directory, so nothing the program does can
-reach the build process. The harness needs no network and is given none of our environment.
+Programs run in a separate interpreter (`builders/sandbox_harness.py`, `python -I -S`) inside a
+bubblewrap sandbox (`bwrap`): fresh user, PID, network, IPC, UTS and mount namespaces, a read-only view of
+the interpreter and the system libraries and nothing else of the host, a private tmpfs as working
+directory, no environment, and `--die-with-parent`. The harness is PID 1 of its namespace (a program
+cannot signal it) and forks one child per test with CPU, memory, file-size, open-file and process
+limits; after each test every other process of the namespace is killed. When bwrap is missing or
+cannot set the namespaces up, running code is refused with an error: there is no unsandboxed fallback.
+docs/code-mutation.md states the threat model.
 
 Verdicts are deterministic by construction: a program is *correct* when it passes every test, *incorrect*
 when a test gives a wrong answer or raises, and *unknown* when it only ran out of time (timing depends on
@@ -18,6 +23,8 @@ import json
 import os
 import queue
 import select
+import shutil
+import signal
 import site
 import sqlite3
 import subprocess
@@ -33,6 +40,11 @@ from builders.schema import canonical_json
 
 HARNESS = Path(__file__).with_name("sandbox_harness.py")
 HARNESS_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+SANDBOX_UID = 65534  # "nobody" inside the user namespace
+INSIDE_HARNESS = "/sandbox/harness.py"
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/bin")  # the C library and loader the interpreter links against
+BWRAP_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; install.sh does it) on a Linux "
+              "kernel that allows user namespaces; untrusted code is never run without it")
 VerdictStatus = Literal["correct", "incorrect", "unknown"]
 
 
@@ -108,6 +120,8 @@ class Limits:
     wall_seconds: float = 10.0
     memory_bytes: int = 1 << 30
     output_bytes: int = 8 << 20
+    open_files: int = 64
+    processes: int = 64  # enforced by the kernel only when the build does not run as root (docs/code-mutation.md)
 
 
 class Sandbox:
@@ -164,7 +178,7 @@ class Sandbox:
             "inputs": list(suite.inputs),
             "outputs": list(suite.outputs),
             "stop_after": stop_after,
-            "sys_path": site.getsitepackages(),
+            "sys_path": [p for p in site.getsitepackages() if Path(p).resolve().is_relative_to(_prefix())],
             **vars(self.limits),
         }
         budget = 30 + len(programs) * len(suite) * self.limits.wall_seconds
@@ -181,18 +195,54 @@ class Sandbox:
         return [Verdict(tuple(r["outcomes"]), tuple(r["digests"])) for r in results]
 
 
+def _prefix() -> Path:
+    """The interpreter's installation (its stdlib and site-packages): the one host folder the sandbox sees."""
+    return Path(sys.base_prefix).resolve()
+
+
+def _system_binds() -> list[str]:
+    """Read-only binds of the system library folders, as symlinks where the host has symlinks (merged /usr)."""
+    args: list[str] = []
+    for directory in SYSTEM_DIRS:
+        path = Path(directory)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), directory]
+        elif path.is_dir():
+            args += ["--ro-bind", directory, directory]
+    return args
+
+
+def bwrap_command() -> list[str]:
+    """The command that starts the harness inside bubblewrap (see the module docstring), or a clear error."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise GeniesError("the code sandbox needs bubblewrap (`bwrap`), which is not installed", BWRAP_HINT)
+    prefix, python = _prefix(), Path(sys.executable).resolve()
+    return [
+        bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--as-pid-1",
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox",
+        "--ro-bind", str(prefix), str(prefix), *_system_binds(),
+        *(["--ro-bind", str(python), str(python)] if not python.is_relative_to(prefix) else []),
+        "--ro-bind", str(HARNESS), INSIDE_HARNESS,
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp",
+        "--clearenv", *[part for k, v in HARNESS_ENV.items() for part in ("--setenv", k, v)],
+        str(python), "-I", "-S", INSIDE_HARNESS,
+    ]
+
+
 class _Harness:
-    """One harness process serving jobs over pipes; it exits by itself when our end of stdin closes."""
+    """One sandboxed harness serving jobs over pipes; it exits by itself when our end of stdin closes."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
 
     def run(self, job: dict[str, Any], budget: float) -> list[dict[str, list[str]]] | None:
-        """The harness's results, or None if it did not answer within `budget` seconds (it is then killed)."""
+        """The harness's results, or None if it did not answer within `budget` seconds (its whole process
+        group is then killed, and with bwrap gone the namespace and everything in it dies)."""
         if self.process is None or self.process.poll() is not None:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(HARNESS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, env=HARNESS_ENV,
+                bwrap_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=HARNESS_ENV, start_new_session=True,
             )
         try:
             self.process.stdin.write(json.dumps(job) + "\n")
@@ -201,7 +251,7 @@ class _Harness:
             self._fail()
         ready, _, _ = select.select([self.process.stdout], [], [], budget)
         if not ready:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
             return None
         line = self.process.stdout.readline()
@@ -212,8 +262,8 @@ class _Harness:
     def _fail(self) -> None:
         self.process.wait()
         raise GeniesError(
-            f"the code sandbox failed (exit {self.process.returncode}): {self.process.stderr.read()[-500:]}",
-            "the sandbox needs Linux (fork, pidfd_open, setrlimit); run the build there",
+            f"the code sandbox could not run (exit {self.process.returncode}): {self.process.stderr.read()[-500:]}",
+            BWRAP_HINT,
         )
 
 

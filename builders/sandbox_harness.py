@@ -1,12 +1,16 @@
 """The child side of the code sandbox: run untrusted programs against test cases, one fork per test.
 
-This file is executed as a script (`python -I -S sandbox_harness.py`) by `builders.sandbox` and must
-import nothing but the standard library. It stays alive and serves jobs: one JSON line on stdin, one JSON
-list of results on stdout, so interpreter start-up is paid once per worker, not once per program. Each
-test runs in a forked child with CPU, address-space and file-size limits, stdin/stdout redirected to
-files in a private temporary directory, so a crash, an infinite loop or a memory bomb only ever costs that
-one test. Forking from a warm interpreter is far cheaper than starting Python per test. Where the kernel
-allows, the harness first moves into an empty network namespace.
+This file is executed as a script (`python -I -S harness.py`) by `builders.sandbox` inside bubblewrap, as
+PID 1 of a fresh PID namespace, and must import nothing but the standard library. It stays alive and
+serves jobs: one JSON line on stdin, one JSON list of results on stdout, so interpreter start-up is paid
+once per worker, not once per program. Each test runs in a forked child (its own session) with CPU,
+address-space, file-size, open-file and process limits, stdin/stdout redirected to files in a fresh
+directory of the sandbox's private tmpfs, so a crash, an infinite loop or a memory bomb only ever costs
+that one test. After each test every other process of the namespace is killed, so nothing a program
+started (a `setsid()` child included) outlives its verdict or touches the next test. As PID 1 the
+harness cannot be killed from inside the namespace (the kernel drops such signals to an init without a
+handler), and it is not dumpable, so a program cannot read its memory either. It refuses to run anywhere
+but as PID 1: outside the sandbox it would protect nothing.
 
 Job: {"programs": [source, ...], "mode": "stdio" | "call", "fn_name": str | null, "sys_path": [dir, ...],
       "inputs": [...], "outputs": [...], "cpu_seconds": float, "wall_seconds": float,
@@ -34,7 +38,7 @@ import tempfile
 from typing import Any
 
 CALL_PRELUDE = "from typing import *\n"
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+PR_SET_DUMPABLE = 4
 TIMEOUT_SIGNALS = {signal.SIGXCPU, signal.SIGKILL}
 FLOAT_TOLERANCE = 1e-6
 
@@ -42,7 +46,7 @@ FLOAT_TOLERANCE = 1e-6
 def main() -> None:
     """Serve jobs, one JSON line in and one JSON line out, until stdin closes (the parent went away)."""
     builtins.exit = builtins.quit = sys.exit  # normally added by `site`, which `-S` skips; solutions use them
-    isolate_network()
+    harden()
     with tempfile.TemporaryDirectory(prefix="genies-sandbox-") as workdir:
         for line in sys.stdin:
             job = json.loads(line)
@@ -52,22 +56,29 @@ def main() -> None:
             sys.stdout.flush()
 
 
-def isolate_network() -> bool:
-    """Move this process (and so every test it forks) into an empty network namespace; best effort.
+def harden() -> None:
+    """Refuse to run unless PID 1 of a namespace; leave no signal handler a program could trigger; make
+    this process non-dumpable so no program can read or trace its memory."""
+    if os.getpid() != 1:
+        sys.exit("sandbox_harness: not PID 1 of its own namespace; builders.sandbox starts it inside bwrap")
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        sys.exit("sandbox_harness: prctl(PR_SET_DUMPABLE) failed")
 
-    As root a new network namespace suffices; otherwise a user namespace that maps our own uid/gid makes
-    it possible where the kernel allows unprivileged user namespaces. Returns whether it worked.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) == 0:
-        return True
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        return False
-    for path, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{path}", "w") as f:
-            f.write(text)
-    return True
+
+def sweep() -> None:
+    """Kill every process of the namespace but this one, and reap them (they are all ours as PID 1)."""
+    while others := [int(name) for name in os.listdir("/proc") if name.isdigit() and name != "1"]:
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in others:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def run_program(source: str, job: dict[str, Any], workdir: str) -> dict[str, list[str]]:
@@ -114,6 +125,7 @@ def run_test_in(code, test_input: Any, expected: Any, job: dict[str, Any], workd
         finally:
             os._exit(70)
     status = wait_with_deadline(pid, job["wall_seconds"])
+    sweep()
     if status is None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) in TIMEOUT_SIGNALS):
         return "timeout", ""
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
@@ -148,6 +160,10 @@ def run_child(code, test_input, job, workdir, stdin_path, stdout_path, result_pa
     resource.setrlimit(resource.RLIMIT_AS, (job["memory_bytes"], job["memory_bytes"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (job["output_bytes"], job["output_bytes"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (job["open_files"], job["open_files"]))
+    resource.setrlimit(resource.RLIMIT_NPROC, (job["processes"], job["processes"]))
+    os.setsid()
+    os.closerange(3, 1 << 16)
     os.chdir(workdir)
     redirect_fd(os.open(stdin_path, os.O_RDONLY), 0)
     redirect_fd(os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 1)
