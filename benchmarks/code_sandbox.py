@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 
 from builders.categories.code import shared_sandbox
+from builders.discovery import resolve
 from builders.mutation import buggy_variants
-from builders.registry import BuildContext, builder
+from builders.registry import BuildContext
 from builders.sandbox import Sandbox, TestSuite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,10 +56,16 @@ def timed(fn) -> tuple[float, object]:
 
 
 def sandbox_throughput(suite: TestSuite) -> None:
+    """Runs per second and the cost per program: a fresh harness start (bwrap + interpreter), then 20
+    programs of `len(suite)` tests each on the warm harness."""
+    sandbox = Sandbox()
+    start, _ = timed(lambda: sandbox.run(["print(1)"], TestSuite("stdio", ("",), ("1",))))
     programs = [SOLUTION.replace("best = window", f"best = window  # variant {i}") for i in range(20)]
-    seconds, verdicts = timed(lambda: Sandbox().run(programs, suite, stop_after=None))
+    seconds, verdicts = timed(lambda: sandbox.run(programs, suite, stop_after=None))
     runs = sum(len(v.outcomes) for v in verdicts)
-    print(f"sandbox: {runs} test runs in {seconds:.2f} s = {runs / seconds:.0f} runs/s (1 harness, no cache)")
+    print(f"sandbox: harness start {start * 1000:.0f} ms; {runs} test runs in {seconds:.2f} s = "
+          f"{runs / seconds:.0f} runs/s = {1000 * seconds / len(programs):.0f} ms per program of {len(suite)} "
+          f"tests (1 harness, no cache)")
 
 
 def mutation_cost(suite: TestSuite) -> None:
@@ -74,7 +81,7 @@ def build_all(cache_dir: Path) -> int:
     rows = 0
     for name in CODE_DISTRIBUTIONS:
         ctx = BuildContext(name, mirror=FIXTURE, cache_dir=cache_dir)
-        rows += len(list(builder(name).fn(ctx)))
+        rows += len(list(resolve(name).fn(ctx)))
     return rows
 
 
@@ -109,7 +116,7 @@ def builder_throughput(problems: int = 60) -> None:
         synthetic_apps_mirror(Path(tmp) / "mirror", problems)
         ctx = BuildContext("code", mirror=Path(tmp) / "mirror", cache_dir=Path(tmp) / "cache",
                            train_size=problems, test_size=0)
-        seconds, records = timed(lambda: list(builder("code").fn(ctx)))
+        seconds, records = timed(lambda: list(resolve("code").fn(ctx)))
     print(f"`code` builder on {problems} synthetic APPS problems (10 tests each): {len(records)} records in "
           f"{seconds:.1f} s = {problems / seconds:.1f} problems/s")
 

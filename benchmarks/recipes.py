@@ -7,13 +7,15 @@ Starts tests/llm_server.py in this process with the schema-shaped responder of t
 (answers shaped by each request's JSON schema; `--fault-rate` of them broken on purpose), builds the
 recipes with `run_build` into a temporary directory, and prints per distribution the rows, rejects,
 requests and seconds; then rebuilds offline into a fresh directory from the cache and prints its time,
-the requests it sent (must be 0) and whether the two versions are byte-identical. The ideal online time
-is requests x latency / concurrency.
+the requests it sent (must be 0) and whether the two versions are byte-identical, and the size of the
+LLM answers the version carries (llm_requests/) per 1,000 rows. The ideal online time is requests x
+latency / concurrency.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -79,6 +81,15 @@ def main() -> None:
               f"{total['reasks']} re-asks), ideal {ideal:.1f} s, {report.total_rows} rows")
         print(f"offline replay: {offline:.1f} s, requests sent {sum(server.hits.values()) - sent}, "
               f"byte-identical: {files(report.path) == files(replay.path)}")
+        print_llm_requests_size(report.path, report.total_rows)
+
+
+def print_llm_requests_size(version: Path, rows: int) -> None:
+    """The size of the answers a version publishes with it (llm_requests/), per 1,000 LLM-written rows."""
+    manifest = json.loads((version / "manifest.json").read_text())
+    size = (version / manifest["llm_requests"]["path"]).stat().st_size
+    print(f"llm_requests: {manifest['llm_requests']['rows']} requests, {size / 1e6:.2f} MB for {rows} rows "
+          f"= {size / 1e6 / rows * 1000:.2f} MB per 1,000 LLM-written rows")
 
 
 if __name__ == "__main__":

@@ -68,11 +68,13 @@ def generate(out: Path, total: int = TOTAL_EXAMPLES) -> Path:
 
 
 @contextmanager
-def benchmark_release(description: str) -> Iterator[tuple[Path, Path]]:
-    """Parse `--examples`, write a release of that size in a temporary folder, yield (folder, release)."""
+def benchmark_release(description: str) -> Iterator[tuple[Path, Path, int]]:
+    """Parse `--examples` and `--runs`, write a release of that size in a temporary folder, yield
+    (folder, release, runs): runs is how many times to repeat each timing for its median."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--examples", type=int, default=TOTAL_EXAMPLES)
+    parser.add_argument("--runs", type=int, default=3, help="timings repeated for their median")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        yield root, generate(root / "release", args.examples)
+        yield root, generate(root / "release", args.examples), args.runs

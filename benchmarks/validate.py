@@ -1,5 +1,9 @@
 """Benchmark `genies validate` and `genies diff` on a full-size, release-shaped version (target: validate < 30 s).
 
+It times validation twice: without the shortcut audit (the checks `genies validate` had before it) and
+with every check, and prints the ratio (target: the audit at most doubles the time, < 2x), then the ratio of
+the full validation to `json.load` of every release file, measured in the same run.
+
 The version is made the way a real one is: a release-shaped input of ~64,000 examples in 66 distributions
 (benchmarks/release_shape.py replicates the real release sample with unique texts, so lengths and
 templates are realistic) imported with `genies import-release`, which writes it with `export_version`.
@@ -11,6 +15,7 @@ Usage: python benchmarks/validate.py [--examples 64000] [--report]
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -19,12 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from reference import Timing, json_load_all, median_seconds, print_ratio
 from release_shape import TOTAL_EXAMPLES, generate
 
 from builders.diff import diff_versions
 from builders.release import import_release
-from builders.validation import validate_version
+from builders.validation import CHECKS, validate_version
 from builders.validation.report import write_report
+
+AUDIT_CHECKS = {"shortcut_cues", "declared_cues", "inherited_cues", "surface_probe", "shortcut_coverage", "fidelity"}
 
 
 def _timed(label: str, fn):
@@ -32,6 +40,14 @@ def _timed(label: str, fn):
     value = fn()
     print(f"{label}: {time.perf_counter() - start:.1f} s")
     return value
+
+
+def _measured(fn):
+    """(wall seconds, CPU seconds of this process, all threads, value): on a machine shared with other jobs
+    the CPU time is the fairer number."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    value = fn()
+    return time.perf_counter() - wall, time.process_time() - cpu, value
 
 
 def _release_shaped_version(root: Path, examples: int) -> Path:
@@ -49,7 +65,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         version = args.version or _release_shaped_version(root, args.examples)
-        report = _timed("validate (load + every check)", lambda: validate_version(version))
+        without = [name for name in CHECKS if name not in AUDIT_CHECKS]
+        before, before_cpu, _ = _measured(lambda: validate_version(version, without))
+        print(f"validate without the shortcut audit (load + {len(without)} checks): {before:.1f} s wall, "
+              f"{before_cpu:.1f} s CPU")
+        after, after_cpu, report = _measured(lambda: validate_version(version))
+        print(f"validate (load + every check): {after:.1f} s wall, {after_cpu:.1f} s CPU  "
+              f"({after / before:.2f}x wall, {after_cpu / before_cpu:.2f}x CPU; target < 2x; "
+              f"load average {os.getloadavg()[0]:.1f})")
+        if not args.version:
+            reference, _ = median_seconds(lambda: json_load_all(sorted((root / "release").rglob("*.json"))), 3)
+            print_ratio("validate (every check)", Timing(after, after_cpu), "json.load of every release file", reference)
         print(f"  {report.loaded.frame.height} examples, {len(report.loaded.distributions)} distributions; "
               f"target < 30 s")
         for result in sorted(report.results, key=lambda r: -r.seconds):

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+
+from builders.text import keys_repeat, response_key
+
+PROMPT_FIELDS = ("instruction", "input")  # the task's words inside a prompt; a prompt format (templates/prompts/) reads only these
 
 PROVENANCE_TYPE = pa.struct(
     [
@@ -53,9 +59,16 @@ PAIRWISE_SCHEMA = pa.schema(
 MIN_RESPONSES, MAX_RESPONSES = 2, 4
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: the same value always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """JSON with sorted keys and no whitespace: the same value always gives the same bytes.
+
+    One shared encoder: `json.dumps` with options builds a new encoder on every call, which is a third
+    of the cost of encoding a record's small `meta`.
+    """
+    return _CANONICAL.encode(value)
 
 
 def content_id(distribution: str, prompt: str, responses: list[str], preferred: int) -> str:
@@ -66,12 +79,12 @@ def content_id(distribution: str, prompt: str, responses: list[str], preferred: 
     its length in front, so no two different contents can produce the same byte stream.
     """
     others = sorted(r for i, r in enumerate(responses) if i != preferred)
-    digest = hashlib.sha256()
-    for text in (distribution, prompt, responses[preferred], *others):
+    parts = []
+    for text in (distribution, prompt, responses[preferred], *others):  # a loop: a call per text costs more
         data = text.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()[:32]
+        parts.append(len(data).to_bytes(8, "big"))
+        parts.append(data)
+    return hashlib.sha256(b"".join(parts)).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,35 +132,63 @@ class Record:
     instruction: str | None = None
     input: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    _memo: tuple[tuple[Any, ...], dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _content(self) -> tuple[Any, ...]:
+        return (self.distribution, self.prompt, self.preferred, *self.responses)
+
+    def _derived(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from the content, computed once while the content is unchanged.
+
+        A record's id and its problems are asked for several times on its way through a build (sorting,
+        splitting, balancing, validating, writing); hashing and checking every text each time cost more
+        than the rest of the pipeline. The memo is keyed by the content itself, so an edited field (tests
+        and builders do edit records) recomputes it; comparing the key is cheap because its strings are
+        the same objects.
+        """
+        content = self._content()
+        if self._memo is None or self._memo[0] != content:
+            self._memo = (content, {})
+        values = self._memo[1]
+        if name not in values:
+            values[name] = compute()
+        return values[name]
 
     @property
     def id(self) -> str:
-        return content_id(self.distribution, self.prompt, self.responses, self.preferred)
+        return self._derived("id", lambda: content_id(self.distribution, self.prompt, self.responses, self.preferred))
 
     @property
     def scores(self) -> list[float]:
         return [1.0 if i == self.preferred else 0.0 for i in range(len(self.responses))]
 
     def problems(self) -> list[str]:
-        """Reasons this record violates the schema's invariants (empty when it is valid)."""
+        """Reasons this record violates the schema's invariants (empty when it is valid).
+
+        Checked once per content: a builder's check and the pipeline's check of the same record agree.
+        """
+        return list(self._derived("problems", self._find_problems))
+
+    def _find_problems(self) -> tuple[str, ...]:
         found = []
         n = len(self.responses)
         if not MIN_RESPONSES <= n <= MAX_RESPONSES:
             found.append(f"has {n} responses, expected {MIN_RESPONSES}-{MAX_RESPONSES}")
         if not 0 <= self.preferred < n:
             found.append(f"preferred index {self.preferred} out of range for {n} responses")
-        if any(not r.strip() for r in self.responses):
+        keys = [response_key(r) for r in self.responses]  # once per response: the two checks share them
+        if not all(keys):
             found.append("has an empty response")
-        if len(set(self.responses)) != n:
+        if keys_repeat(keys):
             found.append("has duplicate responses")
         if not self.prompt.strip():
             found.append("has an empty prompt")
-        return found
+        return tuple(found)
 
     def with_order(self, order: list[int]) -> "Record":
         """The same example with responses permuted: new position i holds old response order[i]."""
         responses = [self.responses[i] for i in order]
-        return Record(
+        permuted = Record(
             distribution=self.distribution,
             prompt=self.prompt,
             responses=responses,
@@ -159,6 +200,10 @@ class Record:
             input=self.input,
             meta=self.meta,
         )
+        if self._memo is not None and self._memo[0] == self._content():
+            # the id ignores the order of the responses, and the problems do not depend on it either
+            permuted._memo = (permuted._content(), dict(self._memo[1]))
+        return permuted
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -192,9 +237,57 @@ class Record:
         )
 
 
+def _scores_column(responses: pa.ListArray, preferred: list[int]) -> pa.ListArray:
+    """The one-hot `scores` lists, built from the responses' offsets: 1.0 at each preferred position."""
+    offsets = responses.offsets.to_numpy()
+    values = np.zeros(int(offsets[-1] - offsets[0]), dtype=np.float32)
+    values[offsets[:-1] - offsets[0] + np.asarray(preferred, dtype=np.int64)] = 1.0
+    return pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), pa.array(values, pa.float32()))
+
+
+def table_from_columns(columns: dict[str, list[Any]], provenance: dict[str, list[Any]]) -> pa.Table:
+    """A table with exactly `RECORD_SCHEMA` from one plain list per column, each converted in one call.
+
+    `columns` holds every column but `scores` (derived here from `responses` and `preferred`) and
+    `provenance`, with ids already hashed and `meta` already encoded (`canonical_json`); `provenance` holds
+    one list per provenance field. The import builds these lists straight from release examples, every
+    other producer from `Record`s (`records_to_table`); both give the same bytes for the same content.
+    """
+    fields = list(PROVENANCE_TYPE)
+    arrays = {name: pa.array(values, RECORD_SCHEMA.field(name).type) for name, values in columns.items()}
+    arrays["scores"] = _scores_column(arrays["responses"], columns["preferred"])
+    arrays["provenance"] = pa.StructArray.from_arrays(
+        [pa.array(provenance[f.name], f.type) for f in fields], fields=fields)
+    return pa.Table.from_arrays([arrays[name] for name in RECORD_SCHEMA.names], schema=RECORD_SCHEMA)
+
+
 def records_to_table(records: list[Record]) -> pa.Table:
-    """Records as a table with exactly `RECORD_SCHEMA`."""
-    return pa.Table.from_pylist([r.to_row() for r in records], schema=RECORD_SCHEMA)
+    """Records as a table with exactly `RECORD_SCHEMA`, built column by column.
+
+    Each column is converted in one call, every id is hashed once and `meta` is encoded by one shared
+    encoder: per-record dictionaries (`to_row`) cost more than the data itself on a 64k-record release.
+    The bytes are those of `Table.from_pylist` over `to_row()`, which the tests compare.
+    """
+    columns: dict[str, list[Any]] = {
+        "id": [r.id for r in records],
+        "distribution": [r.distribution for r in records],
+        "prompt": [r.prompt for r in records],
+        "responses": [r.responses for r in records],
+        "preferred": [r.preferred for r in records],
+        "instruction": [r.instruction for r in records],
+        "input": [r.input for r in records],
+        "template": [r.template for r in records],
+        "group": [r.group for r in records],
+        "meta": [_CANONICAL.encode(r.meta) for r in records],
+    }
+    provenance: dict[str, list[Any]] = {
+        "source": [r.provenance.source for r in records],
+        "revision": [r.provenance.revision for r in records],
+        "row_key": [r.provenance.row_key for r in records],
+        "llm_model": [r.provenance.llm_model for r in records],
+        "llm_requests": [list(r.provenance.llm_requests) for r in records],
+    }
+    return table_from_columns(columns, provenance)
 
 
 def table_to_records(table: pa.Table) -> list[Record]:
