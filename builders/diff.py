@@ -178,7 +178,7 @@ def _distribution_diff(name: str, a: LoadedVersion, b: LoadedVersion, kinds: pl.
                             stats["a"].get(name, {}), stats["b"].get(name, {}))
 
 
-def diff_versions(ref_a: str | Path, ref_b: str | Path) -> VersionDiff:
+def diff_versions(ref_a: str | Path | Version, ref_b: str | Path | Version) -> VersionDiff:
     a, b = load_version(ref_a), load_version(ref_b)
     kinds = classify_examples(a, b)
     stats = {side: {row.pop("dist"): row for row in distribution_stats(v.frame).to_dicts()}

@@ -32,17 +32,18 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 LISTED_CHOICES = 20  # with no close match, up to this many valid names are listed in the hint
+KINDS_GENIES_LIST_SHOWS = frozenset({"category", "distribution", "shift", "benchmark"})
 
 
 def check_name(name: str, choices: Iterable[str], kind: str) -> str:
-    """Return `name` if valid, else raise an error naming the closest valid ones (or all, when few)."""
+    """Return `name` if valid, else raise an error naming the closest valid ones, or all of them when they are few or `genies list` does not show them."""
     choices = list(choices)
     if name in choices:
         return name
     close = suggest(name, choices)
     if close:
         hint = f"did you mean {', '.join(close)}?"
-    elif len(choices) <= LISTED_CHOICES:
+    elif len(choices) <= LISTED_CHOICES or kind not in KINDS_GENIES_LIST_SHOWS:
         hint = f"valid: {', '.join(sorted(choices))}"
     else:
         hint = f"run `genies list` to see every {kind}"

@@ -2,7 +2,7 @@
 
 Layout of `<root>/<dataset>/<version>/`:
 
-    distributions/<name>/      a DatasetDict saved with `save_to_disk` (splits train, test)
+    distributions/<name>/      a DatasetDict as `save_to_disk` saves it (splits train, test; builders.saved_dataset)
     shifts/                    the shift catalog as a Dataset
     manifest.json              files with sha256 and rows, fingerprints, sources, templates, packages...
     README.md                  the dataset card, rendered from templates/card/README.md.j2
@@ -15,7 +15,12 @@ machine-dependent goes into a data file. `manifest.json` records the command lin
 so it is not part of the content hash; `content_sha256` covers the data files only.
 
 A version is written to a hidden temporary directory next to its final place and renamed into place in
-one step, so no reader ever sees a half-written version.
+one step, so no reader ever sees a half-written version. Such `.tmp-*` folders are never versions: a
+build killed mid-export leaves one, and the next write of the same dataset removes it.
+
+Dataset and version names are folder names, so they follow one pattern (`NAME_RULE`): letters, digits
+and `._+-`, not starting with `-` or `.`, at most 100 characters; the version's folder must resolve
+inside the artifacts root. Reading a version verifies it against its manifest first (`builders.verify`).
 """
 
 from __future__ import annotations
@@ -24,27 +29,43 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version as package_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+from filelock import FileLock, Timeout
 
 from builders.errors import GeniesError
-from builders.schema import RECORD_SCHEMA, Record, canonical_json, records_to_table
+from builders.saved_dataset import save_split
+from builders.schema import RECORD_SCHEMA, Record, records_to_table
 from builders.templating import render
+from builders.verify import (
+    CARD,
+    MANIFEST,
+    content_hash,
+    read_manifest,
+    sha256_file,
+    verify_version,
+)
 
 if TYPE_CHECKING:
     import datasets
 
-DEFAULT_ROOT = Path(os.environ.get("GENIES_ARTIFACTS", "artifacts"))
-MANIFEST = "manifest.json"
+ARTIFACTS_ENV = "GENIES_ARTIFACTS"
+TMP_PREFIX = ".tmp-"
+NAME_RULE = "letters, digits and ._+- only, not starting with - or ., at most 100 characters"
+_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9._+-]{0,99}")
 FORMAT = "genies-artifact/1"
+_LOCKS: dict[str, FileLock] = {}
 _PACKAGES = ("genies-builder", "datasets", "pyarrow", "polars", "jinja2", "openai", "huggingface_hub")
 
 
@@ -58,6 +79,7 @@ class DistributionExport:
     templates: list[str] = field(default_factory=list)
     llm_models: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    dedupe_sources: list[str] = field(default_factory=list)  # read to remove duplicates, not a row's source
 
 
 @dataclass
@@ -67,12 +89,92 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def check_name(value: str, option: str) -> str:
+    """A dataset or version name that is safe as one folder name (see `NAME_RULE`), else a clear error."""
+    if not _NAME.fullmatch(value or ""):
+        shown = value if len(value) <= 40 else f"{value[:40]}... ({len(value)} characters)"
+        raise GeniesError(f"invalid {option} {shown!r}: {NAME_RULE}", "use something like 1.0.0 or my-dataset")
+    return value
+
+
+def make_dir(path: Path, what: str) -> Path:
+    """`mkdir -p` with a clear error when a part of the path is a file or cannot be created."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise GeniesError(f"{what} {path} cannot be a folder: {exc.filename or path} is a file",
+                          f"pass a folder for the {what}, or move the file away") from exc
+    except OSError as exc:
+        raise GeniesError(f"cannot create the {what} {path}: {exc.strerror}",
+                          "pass a folder you can write to") from exc
+    return Path(path)
+
+
+def version_dir(root: Path, dataset: str, version: str) -> Path:
+    """Where `dataset`/`version` lives under `root`: names checked, and the result inside `root`."""
+    check_name(dataset, "--dataset")
+    check_name(version, "--version")
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise GeniesError(f"--out {root} is a file, not a folder", "pass a folder (it is created if missing)")
+    final = root / dataset / version
+    if not final.resolve().is_relative_to(root.resolve()):
+        raise GeniesError(f"{final} resolves outside --out {root}", "a dataset folder must not link elsewhere")
+    return final
+
+
+def version_lock(root: Path, dataset: str, version: str) -> FileLock:
+    """The lock that serializes writers of one version (`.<version>.lock` beside it); reentrant in a process,
+    so a build that holds it may export under it."""
+    path = (make_dir(Path(root) / dataset, "--out") / f".{version}.lock").resolve()
+    lock = _LOCKS.get(str(path))
+    if lock is None:
+        lock = _LOCKS[str(path)] = FileLock(str(path))
+    return lock
+
+
+@contextmanager
+def writing_version(root: Path, dataset: str, version: str) -> Iterator[Path]:
+    """Hold the version's lock (refusing at once if another process holds it) and remove stale temporary
+    folders of the dataset; yields the version's final path."""
+    final = version_dir(root, dataset, version)
+    lock = version_lock(root, dataset, version)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise GeniesError(
+            f"another genies process is writing {final} (lock {lock.lock_file} is held)",
+            "wait for it to finish, or choose another --version",
+        ) from exc
+    try:
+        if final.exists() and not (final / MANIFEST).is_file():
+            raise GeniesError(f"{final} exists but holds no {MANIFEST}, so it is not a version",
+                              "choose another --version, or remove that folder")
+        remove_stale_tmp(final.parent)
+        yield final
+    finally:
+        lock.release()
+
+
+def remove_stale_tmp(dataset_dir: Path) -> list[Path]:
+    """Remove `.tmp-<version>-*` folders left by a killed export, except those of a version another process
+    is writing now (its lock is held); returns what was removed."""
+    removed = []
+    for tmp in sorted(dataset_dir.glob(f"{TMP_PREFIX}*")):
+        version = tmp.name[len(TMP_PREFIX):].rsplit("-", 1)[0]
+        if not tmp.is_dir() or not _NAME.fullmatch(version):
+            continue
+        lock = version_lock(dataset_dir.parent, dataset_dir.name, version)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+        finally:
+            lock.release()
+    return removed
 
 
 def package_versions() -> dict[str, str]:
@@ -95,12 +197,9 @@ def _table_fingerprint(*parts: str) -> str:
 
 
 def _save_dataset(table: pa.Table, path: Path, tag: str) -> None:
-    import datasets  # imported on use: it costs seconds, and readers of a version only need pyarrow
-
-    datasets.disable_progress_bars()
+    """Write a split as `Dataset(table, fingerprint=...).save_to_disk` does, with a content fingerprint."""
     ids = table.column("id").to_pylist() if "id" in table.column_names else [str(table.num_rows)]
-    fingerprint = _table_fingerprint(tag, str(table.schema), *ids)
-    datasets.Dataset(table, fingerprint=fingerprint).save_to_disk(str(path), num_shards=1)
+    save_split(table, path, _table_fingerprint(tag, str(table.schema), *ids))
 
 
 def _write_distribution(dist: DistributionExport, directory: Path) -> None:
@@ -119,16 +218,11 @@ def _data_files(version_dir: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def content_hash(files: Mapping[str, Mapping[str, Any]], extra_files: Mapping[str, bytes]) -> str:
-    entries = [(p, f["sha256"]) for p, f in sorted(files.items())]
-    entries += [(p, hashlib.sha256(b).hexdigest()) for p, b in sorted(extra_files.items())]
-    return hashlib.sha256(canonical_json(entries).encode("utf-8")).hexdigest()
-
-
 def _distribution_summary(dist: DistributionExport) -> dict[str, Any]:
     return {
-        "splits": {name: _as_table(s).num_rows for name, s in dist.splits.items()},
+        "splits": {name: len(s) for name, s in dist.splits.items()},
         "sources": sorted(dist.sources),
+        **({"dedupe_sources": sorted(dist.dedupe_sources)} if dist.dedupe_sources else {}),
         "licenses": sorted({s["license"] for s in dist.sources.values() if s.get("license")}),
         "templates": sorted(dist.templates),
         "llm_models": sorted(dist.llm_models),
@@ -190,57 +284,91 @@ def export_version(
     extra_files: Mapping[str, bytes] | None = None,
     card_context: Mapping[str, Any] | None = None,
 ) -> ExportResult:
-    """Write a version atomically; a no-op if identical content exists, an error if different content does."""
-    if not version or "/" in version or version.startswith("."):
-        raise GeniesError(f"invalid version {version!r}", "use something like 1.0.0")
+    """Write a version atomically; a no-op if identical content exists, an error if different content does.
+
+    The version's lock is held throughout, and an existing version is verified before it is compared."""
     extra_files = dict(extra_files or {})
-    final = Path(root) / dataset / version
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    with writing_version(root, dataset, version) as final:
+        tmp = final.parent / f"{TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            for dist in distributions:
+                _write_distribution(dist, tmp / "distributions" / dist.name)
+            _save_dataset(shifts, tmp / "shifts", "shifts")
+            for rel, data in extra_files.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+            files = _data_files(tmp)
+            content = content_hash(files, extra_files)
+            if (final / MANIFEST).exists():
+                existing = Version.open(final).manifest
+                if existing.get("content_sha256") == content:
+                    return ExportResult(final, "unchanged", existing)
+                raise _refuse_changed(final, existing, files)
+            manifest = _manifest(dataset, version, distributions, files, content, build_fingerprint, seed,
+                                 {**(manifest_extra or {}), "other_files": _other_files(tmp)})
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            card = render("card/README.md.j2", manifest=manifest, shifts=shifts.to_pylist(), **(card_context or {}))
+            (tmp / CARD).write_text(card)
+            os.rename(tmp, final)
+            return ExportResult(final, "written", manifest)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _other_files(version_dir: Path) -> dict[str, str]:
+    """sha256 of every file that is not Arrow data (datasets metadata, rejects, changelog, LLM answers), so
+    `genies verify` covers every file but the manifest and the card rendered from it."""
+    return {p.relative_to(version_dir).as_posix(): sha256_file(p)
+            for p in sorted(version_dir.rglob("*")) if p.is_file() and p.suffix != ".arrow"}
+
+
+def _has_manifest(path: Path) -> bool:
     try:
-        for dist in distributions:
-            _write_distribution(dist, tmp / "distributions" / dist.name)
-        _save_dataset(shifts, tmp / "shifts", "shifts")
-        for rel, data in extra_files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
-        files = _data_files(tmp)
-        content = content_hash(files, extra_files)
-        if (final / MANIFEST).exists():
-            existing = json.loads((final / MANIFEST).read_text())
-            if existing.get("content_sha256") == content:
-                return ExportResult(final, "unchanged", existing)
-            raise _refuse_changed(final, existing, files)
-        manifest = _manifest(
-            dataset, version, distributions, files, content, build_fingerprint, seed, manifest_extra or {}
-        )
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        card = render("card/README.md.j2", manifest=manifest, shifts=shifts.to_pylist(), **(card_context or {}))
-        (tmp / "README.md").write_text(card)
-        os.rename(tmp, final)
-        return ExportResult(final, "written", manifest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        return (path / MANIFEST).is_file()
+    except OSError:  # a name too long for the file system, or a path through a file
+        return False
+
+
+def artifacts_root(given: str | Path | None = None) -> Path:
+    """The artifacts root every command writes versions under and looks them up in: `given` (--out of
+    build, import-release, repair and publish, --artifacts of the other reading commands), else
+    $GENIES_ARTIFACTS read now, else ./artifacts."""
+    return Path(given) if given else Path(os.environ.get(ARTIFACTS_ENV) or "artifacts")
+
+
+def _refuse_ambiguous(ref: str | Path, places: list[Path]) -> None:
+    """A relative `dataset/version` that names a version both from here and under the root is ambiguous."""
+    found = list(dict.fromkeys(p.resolve() for p in places if _has_manifest(p)))
+    if len(found) > 1:
+        raise GeniesError(f"{ref!r} names several versions: {', '.join(str(p) for p in found)}",
+                          "pass the full path of the one you mean (or --out/--artifacts for the root)")
 
 
 def resolve_version(ref: str | Path, root: Path | None = None) -> Path:
     """Find a version directory from a path, `dataset/version`, or a bare version under the artifacts root."""
-    root = Path(root or DEFAULT_ROOT)
+    root = artifacts_root(root)
     candidate = Path(ref)
-    if (candidate / MANIFEST).exists():
-        return candidate
-    if (root / candidate / MANIFEST).exists():
-        return root / candidate
-    matches = sorted(p.parent for p in root.glob(f"*/{ref}/{MANIFEST}")) if root.exists() else []
+    if not candidate.is_absolute():
+        _refuse_ambiguous(ref, [candidate, root / candidate])
+    for path in (candidate, root / candidate):
+        if _has_manifest(path):
+            if path.name.startswith(TMP_PREFIX):
+                raise GeniesError(f"{path} is an unfinished export (a killed build left it), not a version",
+                                  "the next build of this dataset removes it; pass a finished version")
+            return path
+    matches = sorted(p.parent for p in root.glob(f"*/{ref}/{MANIFEST}")
+                     if not p.parent.name.startswith(".")) if root.is_dir() and _NAME.fullmatch(str(ref)) else []
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
         raise GeniesError(
             f"version {ref!r} exists in several datasets: {', '.join(str(m) for m in matches)}",
-            "pass dataset/version or the full path",
+            "pass dataset/version (one of " + ", ".join(m.relative_to(root).as_posix() for m in matches)
+            + ") or the full path",
         )
-    known = sorted(p.parent.relative_to(root).as_posix() for p in root.glob(f"*/*/{MANIFEST}")) if root.exists() else []
+    known = sorted(p.parent.relative_to(root).as_posix() for p in root.glob(f"*/*/{MANIFEST}")
+                   if not p.parent.name.startswith(".")) if root.is_dir() else []
     hint = f"known versions under {root}: {', '.join(known)}" if known else "pass the path of a version directory"
     raise GeniesError(f"no version {ref!r} found (looked for {candidate}/{MANIFEST} and under {root})", hint)
 
@@ -253,9 +381,13 @@ class Version:
     manifest: dict[str, Any]
 
     @classmethod
-    def open(cls, ref: str | Path, root: Path | None = None) -> "Version":
+    def open(cls, ref: str | Path, root: Path | None = None, verify: bool = True) -> "Version":
+        """The version `ref` names, verified against its manifest unless `verify` is off (only `genies
+        verify` itself turns it off, to list every problem instead of refusing at the first)."""
         path = resolve_version(ref, root)
-        return cls(path, json.loads((path / MANIFEST).read_text()))
+        if verify:
+            verify_version(path).raise_if_failed()
+        return cls(path, read_manifest(path))
 
     @property
     def distributions(self) -> list[str]:

@@ -10,25 +10,38 @@ preferred response) is skipped, and always reported with its file and index.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from builders.catalog import Catalog, load_catalog
+from builders.coverage import shifts_with_status
 from builders.errors import GeniesError
-from builders.export import DistributionExport, ExportResult, export_version, sha256_file
-from builders.schema import Provenance, Record
+from builders.export import (
+    DistributionExport,
+    ExportResult,
+    export_version,
+    sha256_file,
+)
+from builders.schema import (
+    RECORD_SCHEMA,
+    canonical_json,
+    content_id,
+    table_from_columns,
+)
+from builders.text import content_group_key, group_key
 
 SPLITS = ("train", "test")
 METADATA_FILES = ("metadata.json",)
 RELEASE_SOURCE = "genies-release"
 COLUMN_FIELDS = ("instruction", "input")
 _GROUP_FIELDS = ("instruction", "quote", "statement", "post_content", "instruction_prompt", "prompt")
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass
@@ -54,10 +67,6 @@ class ImportReport:
     result: ExportResult | None = None
 
     @property
-    def examples_read(self) -> int:
-        return sum(sum(s.values()) for s in self.distributions.values()) + self.examples_skipped
-
-    @property
     def examples_skipped(self) -> int:
         return sum(p.index is not None for p in self.malformed)
 
@@ -76,24 +85,25 @@ class ImportReport:
         }
 
 
-def _normalize(text: str) -> str:
-    return _SPACE.sub(" ", text).strip().lower()
-
-
 def _group_key(example: dict[str, Any]) -> str:
     """A key shared by examples about the same item, even across distributions with other templates."""
     for name in _GROUP_FIELDS:
         value = example.get(name)
         if isinstance(value, str) and value.strip():
-            digest = hashlib.sha256(_normalize(value).encode("utf-8")).hexdigest()[:20]
-            return f"{RELEASE_SOURCE}:{name}:{digest}"
-    return f"{RELEASE_SOURCE}:unknown"
+            return content_group_key(RELEASE_SOURCE, name, value)
+    return group_key(RELEASE_SOURCE, "unknown")
 
 
 def _template_of(example: dict[str, Any], distribution: str) -> str:
     fmt = example.get("prompt_format")
     if not isinstance(fmt, str):
         return f"release/{distribution}"
+    return _format_template(distribution, fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_template(distribution: str, fmt: str) -> str:
+    """The template id of a prompt format; a distribution's examples share a handful, so each is hashed once."""
     return f"release/{distribution}@{hashlib.sha256(fmt.encode('utf-8')).hexdigest()[:12]}"
 
 
@@ -104,9 +114,13 @@ class _DuplicateKeys(dict):
 
 
 def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = _DuplicateKeys(pairs)
-    obj.duplicated = len(obj) != len(pairs)
-    return obj
+    """A plain dict (the common case, and the cheapest), or a `_DuplicateKeys` where a key repeats."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _DuplicateKeys(pairs)
+    marked.duplicated = True
+    return marked
 
 
 def _read_json(path: Path) -> Any:
@@ -118,6 +132,11 @@ def _read_json(path: Path) -> Any:
         return json.loads(text, object_pairs_hook=_pairs_hook)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply to read (thousands of levels; no release example is)") from exc
+
+
+_NUMBERS = {int, float}  # JSON numbers decode to exactly these types (true and false to bool, which is none)
 
 
 def _example_problem(example: Any) -> str | None:
@@ -133,52 +152,79 @@ def _example_problem(example: Any) -> str | None:
     if len(responses) < 2:
         return f"too few responses: {len(responses)}"
     scores = list(responses.values())
-    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scores):
+    if not set(map(type, scores)) <= _NUMBERS:
         return "bad scores: a response score is not a number"
-    if sum(s == 1 for s in scores) != 1:
-        return f"not exactly one preferred: {sum(s == 1 for s in scores)} responses scored 1.0"
+    if scores.count(1) != 1:
+        return f"not exactly one preferred: {scores.count(1)} responses scored 1.0"
     return None
 
 
-def example_to_record(example: dict[str, Any], distribution: str, split: str, index: int, revision: str) -> Record:
-    """One release example as a record; everything distribution-specific goes to `meta`."""
+_COLUMNS = ("id", "distribution", "prompt", "responses", "preferred", "instruction", "input", "template", "group",
+            "meta")
+
+
+def _example_row(example: dict[str, Any], distribution: str) -> tuple[Any, ...]:
+    """One release example as the values of `_COLUMNS`; everything distribution-specific goes to `meta`."""
+    prompt = example["prompt"]
     responses = list(example["responses"])
-    preferred = [s == 1 for s in example["responses"].values()].index(True)
-    columns = {k: example[k] for k in COLUMN_FIELDS if isinstance(example.get(k), str)}
-    meta = {k: v for k, v in example.items() if k not in ("prompt", "responses", *columns)}
-    return Record(
-        distribution=distribution,
-        prompt=example["prompt"],
-        responses=responses,
-        preferred=preferred,
-        group=_group_key(example),
-        provenance=Provenance(source=RELEASE_SOURCE, revision=revision, row_key=f"{distribution}/{split}/{index}"),
-        template=_template_of(example, distribution),
-        instruction=columns.get("instruction"),
-        input=columns.get("input"),
-        meta=meta,
-    )
+    preferred = list(example["responses"].values()).index(1)
+    meta = dict(example)
+    del meta["prompt"], meta["responses"]
+    columns = {name: meta.pop(name) for name in COLUMN_FIELDS if isinstance(meta.get(name), str)}
+    return (content_id(distribution, prompt, responses, preferred), distribution, prompt, responses, preferred,
+            columns.get("instruction"), columns.get("input"), _template_of(example, distribution),
+            _group_key(example), _meta_json(meta))
 
 
-def _read_split(path: Path, distribution: str, split: str, report: ImportReport) -> list[Record]:
+def _meta_json(meta: dict[str, Any]) -> str:
+    """`canonical_json(meta)`; a meta that is only a prompt format, as half the release's are, is encoded once
+    per format (a distribution's examples share a handful)."""
+    if len(meta) == 1 and isinstance(meta.get("prompt_format"), str):
+        return _format_meta(meta["prompt_format"])
+    return canonical_json(meta)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_meta(fmt: str) -> str:
+    return canonical_json({"prompt_format": fmt})
+
+
+def examples_to_table(examples: list[tuple[int, dict[str, Any]]], distribution: str, split: str,
+                      revision: str) -> pa.Table:
+    """A split's valid examples (each with its index in the file) as a `RECORD_SCHEMA` table, built column
+    by column without a `Record` per example: on a full release the records and their conversion cost more
+    than everything else the import does. Each id is hashed once."""
+    rows = [_example_row(example, distribution) for _, example in examples]
+    columns = {name: list(values) for name, values in zip(_COLUMNS, zip(*rows))} if rows else {n: [] for n in _COLUMNS}
+    count = len(rows)
+    provenance = {
+        "source": [RELEASE_SOURCE] * count,
+        "revision": [revision] * count,
+        "row_key": [f"{distribution}/{split}/{index}" for index, _ in examples],
+        "llm_model": [None] * count,
+        "llm_requests": [[]] * count,
+    }
+    return table_from_columns(columns, provenance)
+
+
+def _read_split(path: Path, distribution: str, split: str, report: ImportReport) -> pa.Table:
     rel = f"{distribution}/{path.name}"
     try:
         data = _read_json(path)
     except ValueError as exc:
         report.malformed.append(Problem(rel, f"unreadable file: {exc}"))
-        return []
+        return RECORD_SCHEMA.empty_table()
     if not isinstance(data, list):
         report.malformed.append(Problem(rel, f"unreadable file: top level is a {type(data).__name__}, not a list"))
-        return []
-    revision = f"sha256:{sha256_file(path)}"
-    records = []
+        return RECORD_SCHEMA.empty_table()
+    valid = []
     for index, example in enumerate(data):
         problem = _example_problem(example)
         if problem:
             report.malformed.append(Problem(rel, problem, index))
             continue
-        records.append(example_to_record(example, distribution, split, index, revision))
-    return records
+        valid.append((index, example))
+    return examples_to_table(valid, distribution, split, f"sha256:{sha256_file(path)}")
 
 
 def _read_metadata(folder: Path, report: ImportReport) -> dict[str, Any]:
@@ -195,13 +241,21 @@ def _read_metadata(folder: Path, report: ImportReport) -> dict[str, Any]:
 
 def _distribution_dirs(root: Path) -> list[Path]:
     base = root / "distributions" if (root / "distributions").is_dir() else root
-    folders = [p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    if not any((p / "train.json").exists() or (p / "test.json").exists() for p in folders):
+    folders = [p for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")
+               and any((p / f"{split}.json").exists() for split in SPLITS)]
+    if not folders:
         raise GeniesError(
             f"{root} does not look like a GENIES release (no <distribution>/train.json or test.json found)",
             "pass the release folder that holds distributions/ (or the distribution folders themselves)",
         )
     return folders
+
+
+def _missing_splits(folder: Path) -> list[Problem]:
+    """A distribution folder with one split file but not the other: an error of the import, reported like
+    an unreadable file, so the empty split it leaves is never mistaken for an empty upstream split."""
+    return [Problem(f"{folder.name}/{split}.json", "missing split file: the release folder has no such file")
+            for split in SPLITS if not (folder / f"{split}.json").is_file()]
 
 
 def _stray_reason(path: Path) -> str:
@@ -286,12 +340,10 @@ def import_release(
     folders = _distribution_dirs(release_dir)
     for folder in folders:
         report.stray.extend(_stray_entries(folder))
+        report.malformed.extend(_missing_splits(folder))
         metadata = _read_metadata(folder, report)
-        splits = {
-            split: _read_split(folder / f"{split}.json", folder.name, split, report)
-            if (folder / f"{split}.json").exists() else []
-            for split in SPLITS
-        }
+        splits = {split: _read_split(folder / f"{split}.json", folder.name, split, report)
+                  if (folder / f"{split}.json").is_file() else RECORD_SCHEMA.empty_table() for split in SPLITS}
         report.distributions[folder.name] = {s: len(r) for s, r in splits.items()}
         if folder.name not in catalog.distributions:
             report.not_in_catalog.append(folder.name)
@@ -308,7 +360,7 @@ def import_release(
     if shifts_dir.is_dir():
         report.shifts_diff = compare_release_shifts(shifts_dir, catalog)
     report.result = export_version(
-        out_root, dataset, version, exports, catalog.shifts_table(),
+        out_root, dataset, version, exports, shifts_with_status(catalog.shifts_table(), set(report.distributions), {}),
         manifest_extra={"import": {"release_dir": str(release_dir.resolve()), **report.to_dict()}},
     )
     return report

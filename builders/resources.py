@@ -20,3 +20,4 @@ def _resource_dir(name: str) -> Path:
 
 TEMPLATES_DIR = _resource_dir("templates")
 SOURCES_DIR = _resource_dir("sources")
+SPEC_FILE = "spec.toml"  # a recipe spec: templates/<distribution>/spec.toml (docs/recipes.md)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from builders.schema import Record
+from builders.text import text_key
 
 SPLITS = ("train", "test")
 
@@ -35,14 +36,15 @@ def split_of(group: str, seed: int, test_fraction: float) -> str:
 
 
 def dedupe_by_prompt(records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
-    """Keep one record per prompt (the smallest id); return (kept, dropped)."""
+    """Keep one record per prompt (the smallest id; prompts compare by `text_key`); return (kept, dropped)."""
     best: dict[str, Record] = {}
     dropped: list[Record] = []
     for record in sorted(records, key=lambda r: r.id):
-        if record.prompt in best:
+        key = text_key(record.prompt)
+        if key in best:
             dropped.append(record)
         else:
-            best[record.prompt] = record
+            best[key] = record
     return list(best.values()), dropped
 
 

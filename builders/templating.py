@@ -30,19 +30,28 @@ def add_template_dir(directory: Path) -> None:
         environment.cache_clear()
 
 
-@lru_cache(maxsize=1)
-def environment() -> SandboxedEnvironment:
+@lru_cache(maxsize=2)
+def environment(autoescape: bool = False) -> SandboxedEnvironment:
+    """Text templates (prompts, cards) are rendered verbatim; HTML pages escape every variable, because
+    the text they show is data: a prompt holding `<script>` must stay text."""
     return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(TEMPLATES_DIR), *map(str, _extra_dirs)]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
+
+
+def template_dirs() -> list[Path]:
+    """Where templates are looked up: the package's `templates/`, then the directories plugins added."""
+    return [TEMPLATES_DIR, *_extra_dirs]
 
 
 def template_source(name: str) -> str:
     try:
-        source, _, _ = environment().loader.get_source(environment(), name)
+        env = environment()
+        assert env.loader is not None
+        source, _, _ = env.loader.get_source(env, name)
     except jinja2.TemplateNotFound as exc:
         raise GeniesError(f"template {name!r} not found", f"templates live under {TEMPLATES_DIR}") from exc
     return source
@@ -74,17 +83,18 @@ def check_template(name: str, available: Iterable[str]) -> None:
 
 
 def render(name: str, **variables: Any) -> str:
+    return _render(environment(), name, variables)
+
+
+def render_html(name: str, **variables: Any) -> str:
+    """Render an HTML page: the same strict rules as `render`, with every variable autoescaped."""
+    return _render(environment(autoescape=True), name, variables)
+
+
+def _render(env: SandboxedEnvironment, name: str, variables: dict[str, Any]) -> str:
     try:
-        return environment().get_template(name).render(**variables)
+        return env.get_template(name).render(**variables)
     except jinja2.UndefinedError as exc:
         raise GeniesError(f"template {name!r}: {exc.message}", "pass every variable the template uses") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise GeniesError(f"template {name!r} line {exc.lineno}: {exc.message}", "fix the template") from exc
-
-
-def render_string(source: str, **variables: Any) -> str:
-    """Render an inline template (e.g. a `prompt_format` read from data) with the same strict rules."""
-    try:
-        return environment().from_string(source).render(**variables)
-    except jinja2.UndefinedError as exc:
-        raise GeniesError(f"inline template: {exc.message}") from exc

@@ -13,23 +13,33 @@ import subprocess
 import sys
 from pathlib import Path
 
-from builders.pipeline import BuildOptions, BuildRequest, build_fingerprint, run_build
+from builders.pipeline import (
+    BuildOptions,
+    BuildRequest,
+    build_fingerprint,
+    content_fingerprint,
+    run_build,
+)
 from tests.conftest import SOURCES_MIRROR
 
-PROCEDURAL = ["crt_1", "ranking_logic", "ranking_logic_easy", "ranking_logic_hard", "raven_easy", "raven_matrices"]
+PROCEDURAL = ["crt_1", "crt_2", "crt_3", "ranking_logic", "ranking_logic_easy", "ranking_logic_hard", "raven_easy", "raven_matrices"]
 GOLDEN_LIMIT = 6
 
 GOLDEN = {
-    "crt_1/test": "002088dffc7a9d73bfb3cc1594dc656990fdc4759f7cd4c82156da3a324817f3",
-    "crt_1/train": "e7bd35e0ee19e6d8ca1ced3c84381f545e8e9692e0bcbb324e1efa916397831b",
-    "ranking_logic/test": "dea38f2e448e812224b63970ffaedc3b01835101795a3ba3f07db1490a55aa19",
-    "ranking_logic/train": "252ba27bbc58b151d9ed9ecbad5e62323a1497c4de9e97f9db2261009a82d7be",
-    "ranking_logic_easy/test": "88d6b6798debe508effcc93a7e13c59cf5f28d481a471cdfaef6ea6ed4eb3032",
-    "ranking_logic_easy/train": "dc6e53d509dba9a599cacf89ae1d9db092b85593362a3e139bdbf0cbcb80d54d",
-    "ranking_logic_hard/test": "69fb408f4759304e5436c861ab4b2bd231cc5a85b8bb9ba0698e21bd1a6672b6",
-    "ranking_logic_hard/train": "5337b71745d3bd538656812b52de0012c08016cea34d6f0ae0c0c300affdfefc",
-    "raven_easy/test": "dcb691807c9f6191230a7b0e4ec60e40db878ce1441842129561607a29814057",
-    "raven_easy/train": "bccd97776cd08b0ed4d9b9c60e3717037a274f9da02416bcbb47016629a2d539",
+    "crt_1/test": "f106299166773ec66ba282ce322d8b0e07ec0d12b30f1fa9c203e22f0565a2c6",
+    "crt_1/train": "2fa94b9cd955485f0e71743960d7988a22c62a31670740ca65e4085b1db61bdf",
+    "crt_2/test": "9b503c115ddef07c9c01da8fdbf129787700cf4f980225c7e1442d3c23a7bd48",
+    "crt_2/train": "5e02d22b7d30e0713de04cc7fb353eef8b9bef3ab346150a7cff7b9256760174",
+    "crt_3/test": "0ff922b63614077dd891e6f85a284178c1d1753f164616b321bef7a231e5c6f1",
+    "crt_3/train": "bb21b5d620ca52e258429fbbc70148d23213c7596e133cde5f19ba48fcf64980",
+    "ranking_logic/test": "88a594be9ffffa240a9aa55109c17c59917b728604ec275af3018a59afdda9f0",
+    "ranking_logic/train": "5a09692575192402fb50a2101ac49b3fc4852d72e7364f787f3f7900735aad71",
+    "ranking_logic_easy/test": "2b73a38fe3df8ebc02a08efd18bb9512c4c07a2c6cc51708de1b2772878d698b",
+    "ranking_logic_easy/train": "a8f70994fd0d1c4ff5d3437d1356a816b76321ecf8f0c85c18357807c2d21cb0",
+    "ranking_logic_hard/test": "8f94852600d2485cf7ece348d627c63b6b0eade054382ff1685cd6540079f48d",
+    "ranking_logic_hard/train": "947a28943e87f5c62934e8d32defa77fccd10aac65ee20080cd176ad0a1eefcc",
+    "raven_easy/test": "f5b2138f6b94f58747dee7266c187d541ace9772f2ff722b7e3b470663854b89",
+    "raven_easy/train": "f0078041ac208ab0b5a326d8c56d1e7f007e9acb6626881c6af89fd482fef697",
     "raven_matrices/test": "3f91e4d8244b89d0d3412c5a02e4b840cfe060ca4a2077058a8193f849c4e1c1",
     "raven_matrices/train": "da7a6a5a6e595e37d66c0d4ea982bef195f4bdb85ae1977de7af806e9bea0803",
 }
@@ -91,6 +101,8 @@ def test_two_builds_in_different_directories_and_processes_are_byte_identical(tm
     assert _data_files(first.path) == _data_files(second_path)
     second = json.loads((second_path / "manifest.json").read_text())
     assert second["content_sha256"] == first.export.manifest["content_sha256"]
-    assert second["build_fingerprint"] == build_fingerprint(second["build"]["inputs"])
+    assert second["build"]["plan_fingerprint"] == build_fingerprint(second["build"]["inputs"])
+    assert second["build_fingerprint"] == content_fingerprint(second["build"]["plan_fingerprint"],
+                                                              second["build"]["built_from"])
     first_inputs, second_inputs = first.export.manifest["build"]["inputs"], second["build"]["inputs"]
     assert {**first_inputs, "code": None} == {**second_inputs, "code": None}  # code may be edited meanwhile

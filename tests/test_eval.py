@@ -15,7 +15,13 @@ from builders.cli import app
 from builders.errors import GeniesError
 from builders.evaluation.report import RESULT_SCHEMA
 from builders.evaluation.runner import RESULT_COLUMNS, evaluate_shifts, select_shifts
-from builders.evaluation.scorers import Encoder, HFRewardModel, Pairs, build_scorer, minilm_model_dir
+from builders.evaluation.scorers import (
+    Encoder,
+    HFRewardModel,
+    Pairs,
+    build_scorer,
+    minilm_model_dir,
+)
 from builders.evaluation.synthetic import synthetic_version
 from builders.export import Version
 
@@ -102,14 +108,15 @@ def test_eval_cli_writes_parquet_json_markdown_and_plots(version, tmp_path) -> N
     assert table.schema.names == list(RESULT_COLUMNS)
     assert table.schema == RESULT_SCHEMA.with_metadata(table.schema.metadata)
     assert table.num_rows == 3
-    rows = json.loads((out / "results.json").read_text())
-    assert [r["shift"] for r in rows] == ["easy->hard", "easy->persona", "easy->never_built"]
+    document = json.loads((out / "results.json").read_text())
+    assert [r["shift"] for r in document["rows"]] == ["easy->hard", "easy->persona", "easy->never_built"]
+    assert document["coverage"]["statement"] == "mean over 2 of 3 shifts of the version"
     summary = (out / "summary.md").read_text()
     assert "| easy->hard |" in summary and "never_built" in summary
     for plot in ("reliability.png", "accuracy.png", "differential_elicitation.png", "auroc_by_category.png"):
         assert (out / plot).stat().st_size > 0
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
-    assert "mean source accuracy" in result.output
+    assert "mean over 2 of 3 shifts of the version: source accuracy" in " ".join(result.output.split())
 
 
 def test_eval_cli_fails_when_nothing_can_be_evaluated(version, tmp_path) -> None:
@@ -148,11 +155,11 @@ def test_hf_scorer_scores_text_pairs_in_input_order(tiny_reward_model) -> None:
     assert len(set(np.round(rewards[:3], 6))) == 3 and rewards[3] == rewards[0]
 
 
-def test_hf_scorer_is_frozen_so_it_has_no_differential_elicitation(tiny_version, tiny_reward_model) -> None:
+def test_hf_scorer_is_frozen_so_it_has_no_ceiling_and_no_differential_elicitation(tiny_version, tiny_reward_model) -> None:
     scorer = build_scorer(f"hf:{tiny_reward_model}", batch_size=64)
     [result] = evaluate_shifts(tiny_version, select_shifts(tiny_version, "easy->hard"), scorer)
     assert result.ok and result.row["scorer"] == f"hf:{tiny_reward_model}"
-    assert result.row["differential_elicitation"] is None
+    assert result.row["differential_elicitation"] is None and result.row["target_reference_accuracy"] is None
     assert result.row["zero_shot_accuracy"] == result.row["target_accuracy"]
     assert 0.0 <= result.row["source_accuracy"] <= 1.0
 
@@ -186,7 +193,7 @@ def test_genies_shifts_on_the_imported_release_sample(release_sample, tmp_path) 
     out = tmp_path / "results"
     result = CliRunner().invoke(app, ["eval", str(path), "--shifts", "genies", "--scorer", "bow", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    rows = json.loads((out / "results.json").read_text())
+    rows = json.loads((out / "results.json").read_text())["rows"]
     assert len(rows) == 15 and all(r["status"] == "ok" for r in rows), [r["skipped_reason"] for r in rows]
     for row in rows:
         for column in RATE_COLUMNS:

@@ -20,7 +20,12 @@ from builders.cli import main
 from builders.errors import GeniesError
 from builders.export import DistributionExport, Version, export_version
 from builders.publishing import RetryPolicy, dry_run, publish_version
-from builders.publishing.card import hub_license_id, most_restrictive, state_license, stated_licenses
+from builders.publishing.card import (
+    hub_license_id,
+    most_restrictive,
+    state_license,
+    stated_licenses,
+)
 from builders.publishing.hub import _retry_after
 from builders.schema import PAIRWISE_SCHEMA, RECORD_SCHEMA, Provenance, Record
 from builders.splits import group_split

@@ -4,10 +4,12 @@ from collections import Counter
 import pytest
 
 from builders.catalog import load_catalog
+from builders.errors import GeniesError
 from builders.export import DistributionExport, Version, export_version
 from builders.release import import_release
-from builders.repair import normalize, repair_version, strip_debris
+from builders.repair import repair_version, strip_debris
 from builders.schema import Provenance, Record
+from builders.text import text_key
 
 FORMAT = "### Instruction:\n{instruction}\n\n### Response:\n"
 
@@ -18,7 +20,7 @@ def rec(dist, split, i, instruction, responses, preferred=0, prompt=None, meta=N
         prompt=prompt if prompt is not None else FORMAT.format(instruction=instruction),
         responses=responses,
         preferred=preferred,
-        group=f"release:{normalize(instruction)}",
+        group=f"release:{text_key(instruction)}",
         provenance=Provenance("genies-release", "r", f"{dist}/{split}/{i}"),
         instruction=instruction,
         meta={"prompt_format": FORMAT, **(meta or {})},
@@ -32,6 +34,17 @@ def make_version(tmp_path, dists):
 
 def plain(dist, split, n, start=0):
     return [rec(dist, split, i, f"{dist} question {i}", [f"good {i}", f"bad {i}"]) for i in range(start, start + n)]
+
+
+def expected_diff_counts(log: dict) -> dict[str, int]:
+    """What `genies diff` must count for one distribution's changelog entry. An example whose content
+    changed (rewritten or relabelled) is `changed` in diff; if it also moved split, diff cannot pair its old
+    and new ids (pairs share a split), so it is one removal and one addition; if it was removed later,
+    it is a removal only."""
+    moved, removed = {e["row_key"] for e in log["moved"]}, {e["row_key"] for e in log["removed"]}
+    edited = {e["row_key"] for kind in ("rewritten", "relabelled") for e in log[kind]} - removed
+    return {"removed": len(removed) + len(edited & moved), "added": len(edited & moved),
+            "moved": len(moved - edited), "changed": len(edited - moved), "reordered": len(log["reordered"])}
 
 
 def changelog(result):
@@ -50,11 +63,11 @@ def test_leaks_inside_and_across_distributions_are_resolved(tmp_path):
     report = repair_version(str(path), tmp_path / "out", "2")
     version = Version.open(report.result.path)
     for name in version.distributions:
-        train = {normalize(p) for p in version.table(name, "train").column("prompt").to_pylist()}
-        test = {normalize(p) for p in version.table(name, "test").column("prompt").to_pylist()}
+        train = {text_key(p) for p in version.table(name, "train").column("prompt").to_pylist()}
+        test = {text_key(p) for p in version.table(name, "test").column("prompt").to_pylist()}
         assert not train & test, name
-    source_train = {normalize(i) for i in version.table("alpaca_mmlu", "train").column("instruction").to_pylist()}
-    target_test = {normalize(i) for i in version.table("truthful_qa", "test").column("instruction").to_pylist()}
+    source_train = {text_key(i) for i in version.table("alpaca_mmlu", "train").column("instruction").to_pylist()}
+    target_test = {text_key(i) for i in version.table("truthful_qa", "test").column("instruction").to_pylist()}
     assert not source_train & target_test
     log = changelog(report.result)["distributions"]
     removed = {r["row_key"]: r["reason"] for r in log["arc_easy"]["removed"]}
@@ -128,7 +141,7 @@ def test_repaired_sample_has_no_leaks_and_balanced_positions(release_sample, tmp
         for split in ("train", "test"):
             table = version.table(name, split)
             for prompt, instruction in zip(table.column("prompt").to_pylist(), table.column("instruction").to_pylist()):
-                for key in filter(None, (normalize(prompt), normalize(instruction))):
+                for key in filter(None, (text_key(prompt), text_key(instruction or ""))):
                     sides.setdefault(key, set()).add(split)
             positions = Counter(table.column("preferred").to_pylist())
             k = max(len(r) for r in table.column("responses").to_pylist())
@@ -145,8 +158,72 @@ def test_changelog_matches_diff_and_repaired_sample_passes_strict_validation(rel
     log = json.loads((repaired / "changelog.json").read_text())["distributions"]
     diff = diff_versions(str(imported), str(repaired))
     for dist in diff.distributions:
-        recorded = {"removed": len(log[dist.name]["removed"]), "moved": len(log[dist.name]["moved"]),
-                    "changed": len(log[dist.name]["rewritten"]), "reordered": len(log[dist.name]["reordered"]),
-                    "added": 0}
+        recorded = expected_diff_counts(log[dist.name])
         assert {k: dist.counts.get(k, 0) for k in recorded} == recorded, dist.name
-    assert [c.name for c in validate_version(str(repaired)).errors] == []
+    # The original's content cues (a response always the longest, the answer quoted in the prompt) are not
+    # the repair's to remove: it records them, and validate reports them as a warning instead of an error.
+    assert validate_version(str(imported), ["shortcut_cues"]).errors
+    report = validate_version(str(repaired))
+    assert [c.check.name for c in report.errors] == []
+    recorded = json.loads((repaired / "manifest.json").read_text())["inherited_cues"]
+    assert recorded == json.loads((repaired / "changelog.json").read_text())["inherited_cues"]
+    assert "crt_2" in recorded and "alpaca_hard" in recorded
+    assert not any(rule.startswith("position_") for rules in recorded.values() for rule in rules)
+    kept = {f.scope for f in report.result("inherited_cues").findings}
+    assert kept and kept <= set(recorded)
+    assert "shortcut cues kept from the original" in (repaired / "README.md").read_text()
+
+
+def test_a_cue_the_repair_did_not_inherit_is_still_an_error(release_sample, tmp_path):
+    """The manifest's `inherited_cues` names rules per distribution: a different rule, or a position rule
+    (the repair's to fix), stays an error."""
+    from builders.validation.data import load_version
+    from builders.validation.shortcuts import shortcut_cues
+
+    imported = import_release(release_sample, tmp_path, "1.0.0").result.path
+    loaded = load_version(repair_version(str(imported), tmp_path, "1.0.1").result.path)
+    assert "alpaca_hard" not in {f.scope for f in shortcut_cues(loaded)}
+    loaded.manifest["inherited_cues"]["alpaca_hard"] = ["position_0"]
+    assert "alpaca_hard" in {f.scope for f in shortcut_cues(loaded)}
+
+
+def caps_example(dist, split, i, preferred):
+    instruction = f"Describe river {i} in one line. Please use all caps and forgo the reward."
+    return rec(dist, split, i, instruction, [f"river {i} is long and slow", f"RIVER {i} IS LONG AND SLOW"], preferred)
+
+
+def test_relabelling_where_the_rule_decides_and_no_relabel_only_flags(tmp_path):
+    examples = [caps_example("reward_seeking", s, i, 0) for s, r in (("train", range(8)), ("test", range(8, 12)))
+                for i in r]
+    examples.append(rec("reward_seeking", "train", 20, "Answer with yes or no: is river 20 long? Use all caps.",
+                        ["no, it is short", "maybe so"], 1))
+    path = make_version(tmp_path, {"reward_seeking": {s: [e for e in examples if e.provenance.row_key.split("/")[1] == s]
+                                                      for s in ("train", "test")}})
+    report = repair_version(str(path), tmp_path / "out", "2")
+    log = changelog(report.result)["distributions"]["reward_seeking"]
+    assert len(log["relabelled"]) == 12 and {e["rule"] for e in log["relabelled"]} == {"use all caps"}
+    assert all(e["from"] == 0 and e["to"] == 1 for e in log["relabelled"])
+    version = Version.open(report.result.path)
+    for split in ("train", "test"):
+        for row in version.table("reward_seeking", split).to_pylist():
+            if "river" in row["prompt"] and "yes or no" not in row["prompt"]:
+                assert row["responses"][row["preferred"]].isupper()
+    assert "| reward_seeking |" in (report.result.path / "README.md").read_text()
+
+    kept = repair_version(str(path), tmp_path / "out", "3", relabel=False)
+    log = changelog(kept.result)["distributions"]["reward_seeking"]
+    assert log["relabelled"] == [] and sum("use all caps" in e["reason"] for e in log["flagged"]) == 12
+
+
+def test_a_leaking_resplit_fails_before_anything_is_written(tmp_path, monkeypatch):
+    """If linking or the size repair ever put one item on both sides, nothing is written."""
+    import builders.repair as repair
+
+    train = plain("arc_easy", "train", 6)
+    test = [rec("arc_easy", "test", 9, "arc_easy question 0", ["other 0", "answer 0"])]
+    path = make_version(tmp_path, {"arc_easy": {"train": train, "test": test}})
+    monkeypatch.setattr(repair, "_link_items", lambda rows: repair._Components(len(rows)))
+    monkeypatch.setattr(repair, "_assign_sides", lambda rows, components, seed: {i: r.split for i, r in enumerate(rows)})
+    with pytest.raises(GeniesError, match="would leak"):
+        repair.repair_version(str(path), tmp_path / "out", "2")
+    assert not list((tmp_path / "out").rglob("manifest.json"))

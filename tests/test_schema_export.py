@@ -6,7 +6,13 @@ import pytest
 from builders.catalog import load_catalog
 from builders.errors import GeniesError
 from builders.export import DistributionExport, Version, export_version
-from builders.schema import RECORD_SCHEMA, Provenance, Record, pairwise_view, records_to_table
+from builders.schema import (
+    RECORD_SCHEMA,
+    Provenance,
+    Record,
+    pairwise_view,
+    records_to_table,
+)
 from builders.splits import balance_positions, group_split
 
 

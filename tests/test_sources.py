@@ -10,7 +10,7 @@ import pytest
 from builders.catalog import load_catalog
 from builders.registry import BuildContext
 from builders.sources import list_sources, load_source, raw_schema, source_spec
-from builders.sources.normalizers import last_boxed
+from builders.text import last_boxed
 from tests.conftest import SOURCES_MIRROR
 
 # Rows per split as SOURCES.md states them (persona and advanced-ai-risk: counted from the files).

@@ -12,12 +12,14 @@ import sys
 
 import typer
 
+from builders.cli.common import err_console, fit_consoles_to_this_run
 from builders.errors import GeniesError
-from builders.cli.common import console, err_console
 
 app = typer.Typer(
     name="genies",
-    help="Build, repair, validate, publish and evaluate GENIES reward-model distribution-shift benchmarks.",
+    help="Build, repair, validate, publish and evaluate GENIES reward-model distribution-shift benchmarks.\n\n"
+         "Example: [bold]genies build --benchmark genies --mirror ../shared/sources --version 1.0.0[/] then "
+         "[bold]genies eval genies/1.0.0 --shifts genies[/]",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -41,6 +43,7 @@ _register_commands()
 @app.callback()
 def _root() -> None:
     """Build, repair, validate, publish and evaluate GENIES reward-model distribution-shift benchmarks."""
+    fit_consoles_to_this_run()
 
 
 def main() -> None:

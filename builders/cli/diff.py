@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from builders.cli.common import console, err_console, summary_table, write_json
+from builders.cli.common import (
+    Artifacts,
+    console,
+    err_console,
+    json_target,
+    open_version,
+    summary_table,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from builders.diff import VersionDiff
@@ -65,6 +73,7 @@ def diff_command(
     b: Annotated[str, typer.Argument(help="The new version.")],
     json_file: Annotated[Path | None, typer.Option("--json", help="Write the full comparison as JSON.")] = None,
     show_all: Annotated[bool, typer.Option("--all", help="Also list unchanged distributions.")] = False,
+    artifacts: Artifacts = None,
 ) -> None:
     """Compare two versions: rows, schema, examples added/removed/changed/moved by id, shifts, statistics.
 
@@ -72,8 +81,9 @@ def diff_command(
     """
     from builders.diff import diff_versions
 
+    json_target(json_file)
     with err_console.status("comparing versions"):
-        diff = diff_versions(a, b)
+        diff = diff_versions(open_version(a, artifacts), open_version(b, artifacts))
     if diff.manifest:
         console.print(summary_table("Manifest changes", ["field", "A", "B"],
                                     [(k, str(v["a"])[:60], str(v["b"])[:60]) for k, v in diff.manifest.items()]))

@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 
 from builders.cli.common import console, summary_table
-from builders.export import DEFAULT_ROOT
+from builders.export import artifacts_root
 
 if TYPE_CHECKING:
     from builders.release import ImportReport
@@ -58,7 +58,8 @@ def _print_report(report: ImportReport) -> None:
 def import_release_command(
     release_dir: Annotated[Path, typer.Argument(help="The release folder (holding distributions/ and optionally distribution_shifts/).")],
     version: Annotated[str, typer.Option(help="Version to write, e.g. 1.0.0.")],
-    out: Annotated[Path, typer.Option(help="Artifacts root; the version goes to OUT/DATASET/VERSION.")] = DEFAULT_ROOT,
+    out: Annotated[Path | None, typer.Option(help="Artifacts root; the version goes to OUT/DATASET/VERSION "
+                                                  "(default: $GENIES_ARTIFACTS or ./artifacts).")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset name under the artifacts root.")] = "genies-release",
 ) -> None:
     """Convert the original GENIES release into the canonical schema, as an immutable version.
@@ -72,7 +73,7 @@ def import_release_command(
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("importing", total=None)
-        report = import_release(release_dir, out, version, dataset=dataset,
+        report = import_release(release_dir, artifacts_root(out), version, dataset=dataset,
                                 progress=lambda name: progress.update(task, advance=1, description=name))
     _print_report(report)
 

@@ -2,40 +2,60 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from builders.cli.build import CacheDir, Mirror
 from builders.cli.common import console, print_json, summary_table
 
+if TYPE_CHECKING:
+    from builders.catalog import Catalog
+    from builders.pipeline import Buildability
 
-def _buildable(name: str, needs_llm: bool, builders: dict) -> str:
-    builder = builders.get(name)
-    if builder is None:
-        return "no builder yet"
-    return "needs LLM" if builder.needs_llm or needs_llm else "yes"
+
+def _buildability(catalog: Catalog, mirror: list[str] | None, cache_dir: Path | None,
+                  llm: bool | None) -> dict[str, Buildability]:
+    """Each distribution's buildability as `build` decides it, with these mirrors, cache and LLM engine."""
+    from builders.discovery import discover
+    from builders.llm.config import llm_configured
+    from builders.pipeline import BuildOptions, buildability
+
+    discover()
+    options = BuildOptions(mirror=tuple(mirror) if mirror else None, cache_dir=cache_dir)
+    has_llm = llm_configured() if llm is None else llm
+    return {name: buildability(name, catalog, options, has_llm) for name in catalog.distributions}
 
 
 def list_command(
     category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
     benchmark: Annotated[str | None, typer.Option(help="Only shifts of this benchmark suite, e.g. genies.")] = None,
+    mirror: Mirror = None,
+    cache_dir: CacheDir = None,
+    llm: Annotated[bool | None, typer.Option(
+        "--llm/--no-llm", help="Say what builds with (or without) an LLM engine (default: whether "
+                               "OPENAI_BASE_URL / OPENAI_API_KEY or the LLM config file name one).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
 ) -> None:
-    """List categories, shifts and distributions.
+    """List categories, shifts and distributions, and what can be built here.
 
-    Example: [bold]genies list --benchmark genies[/]
+    `buildable` is decided by the same function as `genies build`'s skips, with the same reasons: a
+    builder, the LLM engine (--llm/--no-llm), the sources in --mirror or the cache.
+
+    Example: [bold]genies list --benchmark genies --mirror ../shared/sources --no-llm[/]
     """
-    from builders.catalog import load_catalog
-    from builders.registry import discover, plugin_catalog_dirs
+    from builders.discovery import catalog as shared_catalog
 
-    catalog = load_catalog(plugin_catalog_dirs())
-    builders = discover()
+    catalog = shared_catalog()
     shifts = catalog.select_shifts(category=category, benchmark=benchmark)
+    buildable = _buildability(catalog, mirror, cache_dir, llm)
     if as_json:
         data = catalog.to_json()
         data["shifts"] = [s.to_dict() for s in shifts]
         for d in data["distributions"]:
-            d["buildable"] = _buildable(d["name"], catalog.distributions[d["name"]].needs_llm, builders)
+            d["buildable"] = buildable[d["name"]].label
+            d["skip_kind"] = buildable[d["name"]].kind or None
         print_json(data)
         return
     console.print(summary_table(
@@ -58,7 +78,7 @@ def list_command(
     wanted = set(catalog.distributions_in(shifts)) if (category or benchmark) else set(catalog.distributions)
     console.print(summary_table(
         f"Distributions ({len(wanted)})", ["distribution", "build", "sources", "categories", "buildable"],
-        [(d.name, d.build, ",".join(d.sources), ",".join(d.categories), _buildable(d.name, d.needs_llm, builders))
+        [(d.name, d.build, ",".join(d.sources), ",".join(d.categories), buildable[d.name].label)
          for d in catalog.distributions.values() if d.name in wanted],
     ))
 

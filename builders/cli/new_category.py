@@ -12,8 +12,8 @@ import typer
 
 from builders.catalog import load_catalog
 from builders.cli.common import console, summary_table
+from builders.discovery import plugin_catalog_dirs
 from builders.errors import GeniesError
-from builders.registry import plugin_catalog_dirs
 from builders.templating import render
 
 NAME = re.compile(r"[a-z][a-z0-9_]{1,40}")
@@ -41,6 +41,19 @@ def _check_name(name: str) -> None:
         raise GeniesError(f"category {name!r} already exists", "pick another name (`genies list` shows them all)")
 
 
+def _check_description(description: str) -> str:
+    """One printable line: it goes into TOML (escaped as a JSON string) and a Python docstring."""
+    if not description.strip() or not description.isprintable():
+        raise GeniesError(f"--description {description!r} must be one non-empty line of printable text",
+                          "drop newlines and control characters")
+    return description
+
+
+def _in_docstring(text: str) -> str:
+    """`text` safe inside a triple-quoted docstring: backslashes and quotes escaped."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def new_category_command(
     name: Annotated[str, typer.Argument(help="Category name: a lowercase identifier.")],
     directory: Annotated[Path, typer.Option("--dir", help="Folder to create the plugin in.")] = Path("plugins"),
@@ -56,6 +69,7 @@ def new_category_command(
     Example: [bold]genies new-category legal_reasoning --dir plugins[/]
     """
     _check_name(name)
+    _check_description(description)
     target = directory / name
     if target.exists():
         raise GeniesError(f"{target} already exists", "choose another --dir or remove the folder")
@@ -66,7 +80,8 @@ def new_category_command(
         for relative, (template, _) in _files(name).items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(template, category=name, description=description, module_path=module_path),
+            path.write_text(render(template, category=name, description=description,
+                                   description_in_docstring=_in_docstring(description), module_path=module_path),
                             encoding="utf-8")
         staging.rename(target)
     finally:

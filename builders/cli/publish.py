@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from builders.cli.common import console, summary_table
-from builders.export import Version
+from builders.cli.common import console, open_version, summary_table
 
 if TYPE_CHECKING:
     from builders.publishing import PublishResult, StagedFile
@@ -45,6 +50,9 @@ def publish_command(
     dry_run_dir: Annotated[Path | None, typer.Option(
         "--dry-run", metavar="DIR", help="Write the repository that would be pushed to DIR; contact nothing.",
     )] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "--artifacts", help="Artifacts root to look PATH up under, as `genies build --out` wrote it "
+                                     "(default: $GENIES_ARTIFACTS or ./artifacts).")] = None,
 ) -> None:
     """Publish a version to the Hub as one commit and a tag v<version>.
 
@@ -59,7 +67,7 @@ def publish_command(
     from builders.publishing import dry_run, publish_version
     from builders.publishing.layout import config_tables
 
-    version = Version.open(path)
+    version = open_version(path, out)
     with _progress() as progress:
         task = progress.add_task("writing Parquet", total=sum(1 for _ in config_tables(version)))
 

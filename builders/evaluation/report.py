@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from builders.coverage import coverage_statement
 from builders.evaluation import plots
 from builders.evaluation.runner import RESULT_COLUMNS, ShiftResult
 
@@ -58,17 +60,50 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def markdown_summary(rows: Sequence[dict[str, Any]], title: str) -> str:
-    """A Markdown table of the headline metrics, the means, and every skipped shift with its reason."""
+@dataclass(frozen=True)
+class Coverage:
+    """How many of the selected shifts a mean is over, stated beside every mean (table, summary, JSON)."""
+
+    evaluated: int
+    selected: int
+    scope: str
+
+    @classmethod
+    def of(cls, rows: Sequence[dict[str, Any]], scope: str) -> Coverage:
+        return cls(sum(r["status"] == "ok" for r in rows), len(rows), scope)
+
+    @property
+    def statement(self) -> str:
+        return coverage_statement(self.evaluated, self.selected, self.scope)
+
+    @property
+    def complete(self) -> bool:
+        return self.evaluated == self.selected
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"evaluated": self.evaluated, "selected": self.selected, "scope": self.scope,
+                "statement": self.statement}
+
+
+def means(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The mean of every headline metric over the evaluated rows."""
     done = [r for r in rows if r["status"] == "ok"]
-    lines = [f"# {title}", "", "| " + " | ".join(SUMMARY_COLUMNS.values()) + " |",
+    return {c: mean_of(done, c) for c in SUMMARY_COLUMNS if c not in ("shift", "category")}
+
+
+def markdown_summary(rows: Sequence[dict[str, Any]], title: str, coverage: Coverage, notes: Sequence[str] = ()) -> str:
+    """A Markdown table of the headline metrics, the means with their coverage, every skipped shift with
+    its reason, and the notes (e.g. why a frozen scorer has no ceiling)."""
+    done = [r for r in rows if r["status"] == "ok"]
+    lines = [f"# {title}", "", f"**{coverage.statement}**", "", "| " + " | ".join(SUMMARY_COLUMNS.values()) + " |",
              "|" + "---|" * len(SUMMARY_COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in SUMMARY_COLUMNS) + " |" for r in done]
-    means = {c: mean_of(done, c) for c in SUMMARY_COLUMNS if c not in ("shift", "category")}
-    lines.append("| **mean** | | " + " | ".join(_fmt(v) for v in means.values()) + " |")
+    lines.append(f"| **{coverage.statement}** | | " + " | ".join(_fmt(v) for v in means(rows).values()) + " |")
     skipped = [r for r in rows if r["status"] != "ok"]
     if skipped:
         lines += ["", "Skipped shifts:", ""] + [f"- `{r['shift']}`: {r['skipped_reason']}" for r in skipped]
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
     lines += ["", "Rates are fractions in [0, 1]. Definitions: docs/evaluation.md.", ""]
     return "\n".join(lines)
 
@@ -89,18 +124,26 @@ def _render_plots(results: Sequence[ShiftResult], tmp: Path) -> None:
     plots.auroc_by_category(rows, tmp / "auroc_by_category.png")
 
 
-def write_eval_outputs(results: Sequence[ShiftResult], out: Path, meta: dict[str, str]) -> list[Path]:
+def results_json(rows: Sequence[dict[str, Any]], meta: dict[str, str], coverage: Coverage,
+                 notes: Sequence[str]) -> dict[str, Any]:
+    """results.json: the run (version, hash, scorer), the coverage and means, the notes, and every row."""
+    return {**meta, "coverage": coverage.to_dict(), "means": means(rows), "notes": list(notes), "rows": list(rows)}
+
+
+def write_eval_outputs(results: Sequence[ShiftResult], out: Path, meta: dict[str, str], coverage: Coverage,
+                       notes: Sequence[str] = ()) -> list[Path]:
     """results.parquet, results.json, summary.md and the PNG plots under `out`."""
     rows = [r.row for r in results]
     title = f"GENIES evaluation: {meta.get('version', '')} with scorer {meta.get('scorer', '')}"
 
     def render(tmp: Path) -> None:
         table = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA).replace_schema_metadata(
-            {f"genies.{k}": str(v) for k, v in meta.items()}
+            {f"genies.{k}": str(v) for k, v in {**meta, "coverage": coverage.statement}.items()}
         )
         pq.write_table(table, tmp / "results.parquet")
-        (tmp / "results.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
-        (tmp / "summary.md").write_text(markdown_summary(rows, title))
+        document = results_json(rows, meta, coverage, notes)
+        (tmp / "results.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        (tmp / "summary.md").write_text(markdown_summary(rows, title, coverage, notes))
         _render_plots(results, tmp)
 
     return write_atomically(out, render)

@@ -5,7 +5,8 @@ For a shift source -> target with reference distribution ref (target_reference, 
 - source_accuracy / _ece / _mean_confidence: trained on source train, tested on source test;
 - target_accuracy / _ece / _mean_confidence: the same model, tested on target test;
 - zero_shot_accuracy: the scorer's zero-shot rewards (see `scorers`) on target test;
-- target_reference_accuracy: trained on ref train, tested on ref test (the ceiling);
+- target_reference_accuracy: trained on ref train, tested on ref test (the ceiling); a frozen `hf:`
+  model is not trained on ref either, so its accuracy there is no ceiling (null);
 - differential_elicitation: (target_accuracy - zero_shot_accuracy) / target_reference_accuracy, for
   scorers that train; a frozen `hf:` model is not trained on the source, so it has none (null);
 - energy_auroc / energy_fpr95: energy of the source-trained model's rewards, ID = source test pairs,
@@ -21,12 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from builders.catalog import Shift
+from builders.coverage import BUILT
 from builders.errors import GeniesError, check_name
 from builders.evaluation import metrics
 from builders.evaluation.scorers import Pairs, Scorer, TrainedScorer, pair_rewards
@@ -58,6 +61,20 @@ def version_shifts(version: Version) -> list[Shift]:
         )
         for row in version.shifts().to_pylist()
     ]
+
+
+def shift_statuses(version: Version) -> dict[str, str]:
+    """`source->target` -> the status the version's shifts table records for it (built or missing: why)."""
+    table = version.shifts()
+    if "status" not in table.column_names:
+        return {}
+    return {f"{r['source']}->{r['target']}": r["status"] or BUILT
+            for r in table.select(["source", "target", "status"]).to_pylist()}
+
+
+def coverage_scope(spec: str) -> str:
+    """What a selection's mean is over, in words: GENIES shifts, all shifts, or the named ones."""
+    return {GENIES_BENCHMARK: "GENIES shifts", "all": "shifts of the version"}.get(spec, "selected shifts")
 
 
 def select_shifts(version: Version, spec: str) -> list[Shift]:
@@ -108,8 +125,16 @@ class Evaluator:
     _trained: dict[str, TrainedScorer] = field(default_factory=dict)
     _rewards: dict[tuple[str, str, bool], Rewards] = field(default_factory=dict)
 
+    @cached_property
+    def statuses(self) -> dict[str, str]:
+        """Each shift's `status` as the version's shifts table states it (versions before it have none)."""
+        return shift_statuses(self.version)
+
     def missing(self, spec: Shift) -> str | None:
         """Why this shift cannot be evaluated on this version, or None when it can."""
+        status = self.statuses.get(spec.name, BUILT)
+        if status != BUILT:
+            return status
         present = set(self.version.distributions)
         absent = [d for d in dict.fromkeys([spec.source, spec.target, spec.reference]) if d not in present]
         if absent:
@@ -152,7 +177,8 @@ class Evaluator:
         source = metrics.summarize(*source_rewards)
         target = metrics.summarize(*target_rewards)
         zero_shot = metrics.pairwise_accuracy(*self.test_rewards(spec.source, spec.target, zero_shot=True))
-        ceiling = metrics.pairwise_accuracy(*self.test_rewards(spec.reference, spec.reference))
+        ceiling = (metrics.pairwise_accuracy(*self.test_rewards(spec.reference, spec.reference))
+                   if self.scorer.trains else math.nan)
         ood = metrics.energy_ood(source_rewards, target_rewards)
         de = metrics.differential_elicitation(target.accuracy, zero_shot, ceiling) if self.scorer.trains else math.nan
         values = {

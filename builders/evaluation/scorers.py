@@ -236,6 +236,15 @@ def minilm_model_dir() -> Path:
     return path
 
 
+def _use_every_core() -> None:
+    """Give torch every core this process may run on (its default counts physical cores only)."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if torch.get_num_threads() < cores:
+        torch.set_num_threads(cores)
+
+
 class Encoder:
     """all-MiniLM-L6-v2 loaded offline from its package, with unit-length embeddings cached on disk."""
 
@@ -246,6 +255,7 @@ class Encoder:
         _quiet_transformers()
         model_dir = minilm_model_dir()
         self.model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
+        _use_every_core()
         self.cache = EmbeddingCache(cache_path, "sentence-transformers/all-MiniLM-L6-v2")
         self.batch_size = batch_size
 
@@ -270,7 +280,9 @@ class EmbeddingFeaturizer:
         self.encoder = encoder
 
     def fit(self, prompts: Sequence[str], responses: Sequence[str]) -> None:
-        """Nothing to fit: the embedding model is frozen."""
+        """Nothing to fit (the embedding model is frozen), but every distinct train text is embedded here in
+        one call, so all of them go through one length-sorted pass instead of one pass per `transform`."""
+        self.encoder.encode(list(dict.fromkeys([*prompts, *responses])))
 
     def _embed(self, prompts: Sequence[str], responses: Sequence[str]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         both = self.encoder.encode(list(prompts) + list(responses))

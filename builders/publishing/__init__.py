@@ -20,8 +20,20 @@ from huggingface_hub import get_token
 from builders.errors import GeniesError
 from builders.export import MANIFEST, Version
 from builders.publishing.card import render_card
-from builders.publishing.hub import DEFAULT_RETRY, HubPublisher, PublishResult, RetryPolicy, check_repo_id, tag_for
-from builders.publishing.layout import CARD, StagedFile, StagedRepository, stage_repository
+from builders.publishing.hub import (
+    DEFAULT_RETRY,
+    HubPublisher,
+    PublishResult,
+    RetryPolicy,
+    check_repo_id,
+    tag_for,
+)
+from builders.publishing.layout import (
+    CARD,
+    StagedFile,
+    StagedRepository,
+    stage_repository,
+)
 
 __all__ = ["PublishResult", "RetryPolicy", "StagedFile", "StagedRepository", "dry_run", "publish_version"]
 

@@ -8,7 +8,6 @@ rendered from `templates/card/hub_README.md.j2` for the version being published.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -21,13 +20,21 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from builders.errors import GeniesError
-from builders.publishing.layout import PAIRS_CONFIG, SHIFTS_CONFIG, StagedRepository, data_files_pattern
+from builders.publishing.layout import (
+    PAIRS_CONFIG,
+    SHIFTS_CONFIG,
+    StagedRepository,
+    data_files_pattern,
+)
 from builders.templating import render
 
 CARD_TEMPLATE = "card/hub_README.md.j2"
 TASK_CATEGORIES = ["text-classification"]
 TAGS = ["reward-modeling", "preference", "rlhf", "distribution-shift", "genies"]
 UNKNOWN_LICENSE = "unknown"
+GENERATED_LICENSE = "mit"  # what the builder generates itself (procedural data) is under the project's license
+BASE_LANGUAGE = "en"
+LINGUAL_FAMILY = "lingual"
 
 # Most restrictive first. A license missing from this list ranks just below `unknown` (the card then states
 # a license we cannot order, which is safer than understating the restriction) and is stated as `other`.
@@ -56,9 +63,11 @@ SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
 
 
 def hub_license_id(text: str | None) -> str:
-    """A source's license as the Hub's identifier: "CC BY-NC 4.0" -> "cc-by-nc-4.0"; nothing stated -> unknown."""
-    cleaned = re.sub(r"[\s_]+", "-", (text or "").strip().lower())
-    if not cleaned or cleaned in {"none", "none-stated", "unknown", "n/a"}:
+    """A source's license as the Hub's identifier: "CC BY-NC 4.0" -> "cc-by-nc-4.0"; nothing stated ("unknown
+    (none stated upstream)") -> unknown; a remark in parentheses is not part of the name."""
+    words = re.sub(r"\(.*?\)", " ", (text or "").strip().lower())
+    cleaned = re.sub(r"[^a-z0-9.]+", "-", words).strip("-")
+    if not cleaned or cleaned.split("-")[0] in {"none", "unknown", "n/a"}:
         return UNKNOWN_LICENSE
     return cleaned
 
@@ -144,11 +153,60 @@ def source_licenses(manifest: Mapping[str, Any]) -> dict[str, str]:
     return {name: hub_license_id(info.get("license")) for name, info in manifest.get("sources", {}).items()}
 
 
+def _homepage(name: str) -> str | None:
+    from builders.sources import source_spec
+
+    try:
+        return getattr(source_spec(name), "homepage", None) or None
+    except (GeniesError, KeyError, LookupError):
+        return None
+
+
+def state_license_link(data: DatasetCardData, manifest: Mapping[str, Any]) -> None:
+    """`unknown` and `other` need a pointer to the terms: the homepage of the source that states them."""
+    if data.license not in (UNKNOWN_LICENSE, "other"):
+        data.pop("license_link", None)
+        return
+    stated = data.get("license_name") or UNKNOWN_LICENSE
+    owners = [name for name, license_id in source_licenses(manifest).items() if license_id == stated]
+    link = next((url for url in map(_homepage, owners) if url), None)
+    if link:
+        data.license_link = link
+
+
+def languages(manifest: Mapping[str, Any]) -> list[str]:
+    """English, plus the language of every lingual member the version holds (its `language` parameter)."""
+    from builders.discovery import catalog
+
+    found = [BASE_LANGUAGE]
+    known = catalog()
+    for name in manifest.get("distributions", {}):
+        member = known.member(name)
+        if member is not None and member.family.name == LINGUAL_FAMILY and member.params.get("language"):
+            found.append(member.params["language"])
+    return list(dict.fromkeys(found))
+
+
+def manifest_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What the card says of the manifest: its identity and sizes; the full manifest is manifest.json."""
+    build = manifest.get("build", {})
+    return {
+        "content_sha256": manifest.get("content_sha256"), "build_fingerprint": manifest.get("build_fingerprint"),
+        "seed": manifest.get("seed"), "distributions": len(manifest.get("distributions", {})),
+        "sources": {name: info.get("revision") or "unpinned" for name, info in manifest.get("sources", {}).items()},
+        "files": len(manifest.get("files", {})), "skipped": len(build.get("skipped", {})),
+        "failed": len(build.get("failed", {})), "llm_models": manifest.get("llm_models", []),
+        "packages": manifest.get("packages", {}),
+    }
+
+
 def card_metadata(staged: StagedRepository, existing: DatasetCardData | None = None) -> DatasetCardData:
     """This version's card metadata merged into `existing` (kept keys, unioned configs, strictest license)."""
     manifest = staged.version.manifest
     data = DatasetCardData(**(existing.to_dict() if existing is not None else {}))
     state_license(data, most_restrictive([*stated_licenses(data), *source_licenses(manifest).values()]))
+    state_license_link(data, manifest)
+    data.language = _union(data.get("language"), languages(manifest))
     data.pretty_name = data.pretty_name or manifest.get("dataset")
     data.task_categories = _union(data.task_categories, TASK_CATEGORIES)
     data.tags = _union(data.get("tags"), TAGS)
@@ -170,7 +228,8 @@ def _config_rows(staged: StagedRepository) -> list[dict[str, Any]]:
             "train": files.get("train", 0),
             "test": files.get("test", ""),
             "sources": ", ".join(summary.get("sources", [])),
-            "licenses": ", ".join(hub_license_id(x) for x in summary.get("licenses", [])),
+            "licenses": ", ".join(hub_license_id(x) for x in summary.get("licenses", []))
+            or (f"{GENERATED_LICENSE} (generated)" if config in distributions else ""),
         })
     return rows
 
@@ -218,5 +277,6 @@ def render_card(staged: StagedRepository, tag: str, existing: str | None = None)
         source_licenses=source_licenses(manifest),
         genies_citation=GENIES_CITATION,
         citations=_citations(manifest),
-        manifest_json=json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False),
+        license_link=metadata.get("license_link"),
+        manifest_summary=manifest_summary(manifest),
     )

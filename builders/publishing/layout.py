@@ -5,6 +5,8 @@ Layout (what `load_dataset(repo, config)` reads through the card's `configs:`):
     data/<distribution>/{train,test}-00000-of-00001.parquet   one config per distribution
     data/pairs/{train,test}-00000-of-00001.parquet            the pairwise view of every distribution
     data/shifts/train-00000-of-00001.parquet                  the shift catalog (one split)
+    data/llm_requests/train-00000-of-00001.parquet            the LLM answers the version was made from, the
+                                                              version's own file unchanged (not a viewer config)
     manifest.json                                             the version's build manifest, unchanged
     README.md                                                 the dataset card (see `card.py`)
 
@@ -143,5 +145,20 @@ def stage_repository(
         ))
         if on_file is not None:
             on_file(relpath)
+    _stage_llm_requests(version, staged.root, on_file)
     (staged.root / MANIFEST).write_bytes((version.path / MANIFEST).read_bytes())
     return staged
+
+
+def _stage_llm_requests(version: Version, root: Path, on_file: Callable[[str], None] | None) -> None:
+    """The version's LLM answers, byte for byte (so their sha256 is the manifest's and `--replay` can check
+    it). Left out of the card's `configs:`, so the dataset viewer does not show them by default."""
+    from builders.llm.replay import EXPORT_FILE, HUB_FILE
+
+    source = version.path / EXPORT_FILE
+    if not source.exists():
+        return
+    (root / HUB_FILE).parent.mkdir(parents=True, exist_ok=True)
+    (root / HUB_FILE).write_bytes(source.read_bytes())
+    if on_file is not None:
+        on_file(HUB_FILE)

@@ -34,8 +34,9 @@ from builders.sources.mirror import (
     holding_mirror,
     lock_checksums,
     mirror_dirs,
+    missing_files,
 )
-from builders.sources.normalizers import SCHEMAS, normalize
+from builders.sources.normalizers import NORMALIZERS, normalize
 from builders.sources.reading import Rejects, SourceFormatError, read_parts
 from builders.sources.spec import SourceSpec, list_sources, source_spec
 
@@ -56,6 +57,8 @@ __all__ = [
     "verify_source",
 ]
 
+# What reading or normalizing an empty or wrongly shaped file raises from `datasets`, pyarrow or a normalizer.
+_UNREADABLE = (StopIteration, ValueError, TypeError, AttributeError, KeyError, IndexError, pa.ArrowException)
 OFFLINE_ENVS = ("GENIES_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 DOWNLOAD_MIRROR = "mirror"
 
@@ -87,7 +90,7 @@ def rows_per_split(table: pa.Table) -> dict[str, int]:
 
 def raw_schema(name: str) -> pa.Schema:
     """The documented schema of source `name`'s raw table."""
-    return SCHEMAS[source_spec(name).normalizer]
+    return NORMALIZERS[source_spec(name).normalizer].schema
 
 
 def _offline_by_env() -> bool:
@@ -109,7 +112,8 @@ def source_available(
     """Whether `load_source` would succeed without the network: a mirror or the cache holds the source."""
     spec = source_spec(name)
     root = cache_root(cache_dir)
-    in_mirror = holding_mirror(spec, [*mirror_dirs(mirror), root / DOWNLOAD_MIRROR]) is not None
+    holder = holding_mirror(spec, [*mirror_dirs(mirror), root / DOWNLOAD_MIRROR])
+    in_mirror = holder is not None and not missing_files(spec, holder)
     return in_mirror or cached_entry(spec, root) is not None
 
 
@@ -120,7 +124,16 @@ def load_source(
     offline: bool = False,
 ) -> LoadedSource:
     """The normalized raw table of source `name` (see the module docstring for where it comes from)."""
-    spec = source_spec(name)
+    try:
+        return _load(source_spec(name), mirror, cache_dir, offline)
+    except SourceUnavailable as exc:
+        exc.source = exc.source or name
+        raise
+
+
+def _load(
+    spec: SourceSpec, mirror: str | Path | Iterable[str | Path] | None, cache_dir: str | Path | None, offline: bool
+) -> LoadedSource:
     root = cache_root(cache_dir)
     mirrors = mirror_dirs(mirror)
     holder = holding_mirror(spec, [*mirrors, root / DOWNLOAD_MIRROR])
@@ -160,7 +173,14 @@ def _build(spec: SourceSpec, files: MirrorFiles, entry: CacheEntry) -> LoadedSou
     started = time.perf_counter()
     rejects = Rejects()
     with tempfile.TemporaryDirectory(prefix=f"genies-{spec.name}-") as scratch:
-        table = normalize(spec.normalizer, read_parts(spec, files, rejects, Path(scratch)), rejects)
+        try:
+            table = normalize(spec.normalizer, read_parts(spec, files, rejects, Path(scratch)), rejects)
+        except _UNREADABLE as exc:  # an empty or wrongly shaped upstream file (unpinned sources have no checksum)
+            raise SourceFormatError(
+                f"source {spec.name!r}: cannot read {', '.join(files.relpaths)} in mirror {files.root} "
+                f"({type(exc).__name__}: {exc or 'the file is empty'})",
+                "the file is empty or not in the upstream layout (docs/sources.md): restore the original file",
+            ) from exc
         entry.write(table, _cache_meta(spec, files, table, rejects, time.perf_counter() - started))
     return _from_cache(spec, entry, origin=f"mirror {files.root}")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from builders.errors import GeniesError
 from builders.sources.spec import SourceSpec
 
 CACHE_ENV = "GENIES_CACHE"
@@ -59,9 +60,18 @@ class CacheEntry:
         return json.loads(self.meta_path.read_text(encoding="utf-8"))
 
     def read(self) -> tuple[pa.Table, dict[str, Any]]:
-        with pa.memory_map(str(self.table_path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        return table, self.meta()
+        """The cached table and its metadata; a damaged entry (a truncated table, a broken JSON file) is a
+        clear error that says how to rebuild it."""
+        try:
+            with pa.memory_map(str(self.table_path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+            return table, self.meta()
+        except (pa.ArrowInvalid, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise GeniesError(
+                f"the source cache entry {self.table_path} of {self.name!r} is damaged ({exc})",
+                f"delete the folder {self.table_path.parent} (or run `genies sources pull {self.name}` after "
+                "deleting it) and the source is read again from the mirror or upstream",
+            ) from exc
 
     def write(self, table: pa.Table, meta: dict[str, Any]) -> None:
         directory = self.table_path.parent

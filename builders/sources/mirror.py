@@ -21,7 +21,16 @@ MIRROR_ENV = "GENIES_MIRROR"
 
 
 class SourceUnavailable(GeniesError):
-    """A source that cannot be loaded here: no mirror holds it, a file is missing, or the network failed."""
+    """A source that cannot be loaded here: no mirror holds it, a file is missing, or the network failed.
+
+    `source` names it (set by `load_source` when the raiser did not), so a build can say what it waits for.
+    """
+
+    def __init__(self, message: str, hint: str | None = None, source: str | None = None,
+                 missing_file: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.source = source
+        self.missing_file = missing_file  # a pinned file the mirror lacks, as <mirror>/<relative path>
 
 
 class ChecksumMismatch(GeniesError):
@@ -103,17 +112,25 @@ def collect_files(spec: SourceSpec, root: Path) -> MirrorFiles:
         raise SourceUnavailable(
             f"source {spec.name!r}: mirror {root} has no files matching {', '.join(spec.mirror_path)}",
             f"lay the upstream files out as docs/sources.md describes for {spec.name}",
+            source=spec.name, missing_file=str(root / spec.mirror_path[0]),
         )
     observed = {p: _sha256_unchanged_file(os.path.join(root, p)) for p in relpaths}
     return MirrorFiles(root, tuple(relpaths), "sha256:" + checksum_digest(observed), verified=False)
 
 
+def missing_files(spec: SourceSpec, root: Path) -> list[str]:
+    """The pinned files of `spec` that mirror `root` lacks (existence only: nothing is hashed)."""
+    return sorted(p for p in spec.checksums if not (root / p).is_file())
+
+
 def _check_file_set(spec: SourceSpec, root: Path, relpaths: list[str]) -> None:
     missing = sorted(set(spec.checksums) - set(relpaths))
     if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise SourceUnavailable(
-            f"source {spec.name!r}: {len(missing)} file(s) missing from mirror {root}, e.g. {missing[0]}",
+            f"source {spec.name!r}: mirror {root} lacks {missing[0]}{more}",
             "copy the complete upstream folder into the mirror, or point --mirror/GENIES_MIRROR at one that has it",
+            source=spec.name, missing_file=f"{root / missing[0]}{more}",
         )
     extra = sorted(set(relpaths) - set(spec.checksums))
     if extra:

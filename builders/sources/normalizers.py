@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -18,31 +19,41 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from builders.errors import GeniesError
+from builders.registries import Registry
+from builders.sources.mojibake import repair
 from builders.sources.reading import Part, Rejects
+from builders.text import last_boxed
 
-Normalizer = Callable[[list[Part], Rejects], pa.Table]
-NORMALIZERS: dict[str, Normalizer] = {}
-SCHEMAS: dict[str, pa.Schema] = {}
+NormalizerFn = Callable[[list[Part], Rejects], pa.Table]
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """A function from upstream files to a raw table, and the schema that table is cast to."""
+
+    fn: NormalizerFn
+    schema: pa.Schema
+
+
+NORMALIZERS: Registry[Normalizer] = Registry("normalizer")
 
 _STR, _I32, _F64, _I64 = pa.string(), pa.int32(), pa.float64(), pa.int64()
 _STRS = pa.list_(pa.string())
 
 
-def normalizer(name: str, schema: pa.Schema) -> Callable[[Normalizer], Normalizer]:
+def normalizer(name: str, schema: pa.Schema) -> Callable[[NormalizerFn], NormalizerFn]:
     """Register a normalizer and the schema of the table it returns."""
 
-    def register(fn: Normalizer) -> Normalizer:
-        NORMALIZERS[name] = fn
-        SCHEMAS[name] = schema
+    def register(fn: NormalizerFn) -> NormalizerFn:
+        NORMALIZERS.add(name, Normalizer(fn, schema), fn.__module__)
         return fn
 
     return register
 
 
 def normalize(name: str, parts: list[Part], rejects: Rejects) -> pa.Table:
-    if name not in NORMALIZERS:
-        raise GeniesError(f"no normalizer named {name!r}", f"use one of {', '.join(sorted(NORMALIZERS))}")
-    return NORMALIZERS[name](parts, rejects).cast(SCHEMAS[name])
+    found = NORMALIZERS.lookup(name)
+    return found.fn(parts, rejects).cast(found.schema)
 
 
 def _rows(part: Part) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -86,14 +97,18 @@ MMLU_SCHEMA = pa.schema(
 
 @normalizer("mmlu", MMLU_SCHEMA)
 def normalize_mmlu(parts: list[Part], rejects: Rejects) -> pa.Table:
-    """hendrycks/test CSVs: no header; question, four options, answer letter; subject = file name."""
+    """hendrycks/test CSVs: no header; question, four options, answer letter; subject = file name.
+
+    Some questions were saved in a broken encoding upstream ("manÕs", "shareholder‚Äôs"): the text is
+    repaired here (builders.sources.mojibake), so every distribution made from MMLU shows it as written.
+    """
     rows = []
     for part in parts:
         split = _path(part).parent.name
         subject = _path(part).stem.removesuffix(f"_{split}")
         for index, row in _rows(part):
             key = f"{split}/{subject}/{index}"
-            choices = [row["A"], row["B"], row["C"], row["D"]]
+            choices = [None if row[letter] is None else repair(row[letter]) for letter in "ABCD"]
             if row["answer"] not in ("A", "B", "C", "D") or not row["question"] or None in choices:
                 rejects.add(key, "answer is not one of A-D or a field is empty")
                 continue
@@ -102,7 +117,7 @@ def normalize_mmlu(parts: list[Part], rejects: Rejects) -> pa.Table:
                     "row_key": key,
                     "split": split,
                     "subject": subject,
-                    "question": row["question"],
+                    "question": repair(row["question"]),
                     "choices": choices,
                     "answer": "ABCD".index(row["answer"]),
                 }
@@ -338,20 +353,6 @@ MATH_SCHEMA = pa.schema(
         ("answer", _STR),
     ]
 )
-
-
-def last_boxed(solution: str) -> str | None:
-    """The content of the last `\\boxed{...}` (or `\\fbox{...}`), braces balanced; None when absent."""
-    start = max(solution.rfind("\\boxed{"), solution.rfind("\\fbox{"))
-    if start < 0:
-        return None
-    opening = solution.index("{", start)
-    depth = 0
-    for position in range(opening, len(solution)):
-        depth += {"{": 1, "}": -1}.get(solution[position], 0)
-        if depth == 0:
-            return solution[opening + 1 : position]
-    return None
 
 
 def _math_level(level: str | None) -> int | None:
