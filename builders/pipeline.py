@@ -52,7 +52,7 @@ from builders.export import (
 )
 from builders.registry import BuildContext, Builder, Reject
 from builders.resources import SOURCES_DIR, SPEC_FILE, TEMPLATES_DIR
-from builders.schema import PROMPT_FIELDS, Record, records_to_table
+from builders.schema import PROMPT_FIELDS, Record, records_to_table, table_to_records
 from builders.sources import SourceUnavailable, source_available
 from builders.splits import balance_positions, dedupe_by_prompt, group_split
 from builders.templating import (
@@ -147,6 +147,12 @@ class DistributionResult:
 
     def rows(self, split: str) -> int:
         return self.row_counts.get(split, 0)
+
+    def records(self, split: str) -> list[Record]:
+        """The split's records; read back from its table once the build has let the records go."""
+        if split in self.splits or self.export is None or split not in self.export.splits:
+            return self.splits.get(split, [])
+        return table_to_records(self.export.splits[split])
 
     @property
     def label(self) -> str:

@@ -82,7 +82,7 @@ def test_every_recipe_builds_valid_records_and_replays_offline_byte_for_byte(fau
     for result in report.results:
         assert min(result.rows("train"), result.rows("test")) >= 1, result.name
         assert result.rows("train") + result.rows("test") >= LIMIT, result.name
-        for record in result.splits["train"]:
+        for record in result.records("train"):
             assert record.provenance.llm_requests and record.meta["recipe"] == result.name
             assert len(record.responses) == get_spec(result.name).responses
             assert sum(FLAW in r for r in record.responses) == len(record.responses) - 1

@@ -77,7 +77,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
 def _records(report: BuildReport, name: str) -> list[Record]:
     result = next(r for r in report.results if r.name == name)
     assert result.status == BUILT, result.label
-    return [record for rows in result.splits.values() for record in rows]
+    return [record for split in ("train", "test") for record in result.records(split)]
 
 
 def _files(path: Path) -> dict[str, str]:
