@@ -203,3 +203,16 @@ def test_bad_input_gets_a_note_per_distribution_never_a_crash(tmp_path):
     assert "1 example(s) have an empty prompt" in notes["odd_empty_prompt"]
     assert "responses per example vary (2, 3)" in notes["odd_varying_k"]
     assert report.result("shortcut_cues").findings == []
+
+
+@pytest.mark.parametrize("chance", [0.5, 1 / 3, 0.25, 0.37])
+def test_binomial_tail_agrees_with_scipy(chance):
+    """The audit's numpy binomial tail gives scipy's one-sided p-values (the build no longer imports scipy.stats)."""
+    from scipy.stats import binomtest
+
+    from builders.validation.shortcuts import binomial_tail
+
+    for n in (1, 7, 40, 300):
+        for k in range(n + 1):
+            expected = binomtest(k, n, chance, alternative="greater").pvalue
+            assert binomial_tail(k, n, chance) == pytest.approx(expected, rel=1e-9, abs=1e-300)

@@ -7,7 +7,6 @@ GENIES release trips them where it is really defective and a build of this pipel
 from __future__ import annotations
 
 import polars as pl
-from scipy.stats import chisquare
 
 from builders.schema import MAX_RESPONSES, MIN_RESPONSES, content_id
 from builders.validation.data import LoadedVersion, normalized
@@ -144,6 +143,9 @@ def prompt_missing_instruction(loaded: LoadedVersion) -> list[Finding]:
 
 
 def _position_finding(dist: str, k: int, positions: list[int], ids: list[str]) -> Finding | None:
+    # imported here, not at the top: a build imports this package for its audit, and scipy.stats is ~60 MB
+    from scipy.stats import chisquare
+
     counts = [positions.count(p) for p in range(k)]
     total = sum(counts)
     worst = max(range(k), key=lambda p: abs(counts[p] / total - 1 / k))
